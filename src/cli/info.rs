@@ -1,0 +1,84 @@
+//! `chaoscast info`: a dataset's recipe, provenance and per-variable statistics.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use chaoscast::data::{Format, read_dataset};
+
+use super::shown;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A dataset file written by `chaoscast generate` (.parquet, or .csv with its .json sidecar).
+    file: PathBuf,
+    /// List every variable (by default, datasets with many variables show the first and last few).
+    #[arg(long)]
+    all: bool,
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    let data = read_dataset(&args.file)?;
+    let meta = &data.meta;
+    let r = &meta.recipe;
+    let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    let format = match Format::from_path(&args.file) {
+        Format::Parquet => "parquet",
+        Format::Csv => "csv + json sidecar",
+    };
+    println!("file:        {} ({format})", shown(&args.file));
+    println!("system:      {} ({})", r.system, params.join(", "));
+    println!(
+        "samples:     {} at dt = {} (t = 0 .. {}), after a discarded transient of {}",
+        data.len(),
+        r.dt,
+        data.t.last().copied().unwrap_or(0.0),
+        r.transient
+    );
+    println!(
+        "integrator:  Dop853, rtol = {:e}, atol = {:e}; seed {}, initial perturbation {}",
+        r.rtol, r.atol, r.seed, r.perturbation
+    );
+    if let Some(h) = r.horizon {
+        println!("horizon:     {h} steps (from the recipe)");
+    }
+    if let Some(l) = r.lyapunov {
+        println!("lyapunov:    {l} (from the recipe)");
+    }
+    if let Some(l) = &meta.lyapunov {
+        println!(
+            "lyapunov:    {:.4} ± {:.4} (measured over {} seeds)",
+            l.mean,
+            l.std,
+            l.per_seed.len()
+        );
+    }
+    if let Some(l) = meta.exponent() {
+        println!(
+            "             one Lyapunov time = {:.2} steps of dt",
+            1.0 / (l * r.dt)
+        );
+    }
+    println!(
+        "written by:  chaoscast {} (metadata format {})",
+        meta.chaoscast_version, meta.format_version
+    );
+    println!();
+    println!(
+        "{:<10} {:>12} {:>12} {:>12} {:>12}",
+        "variable", "mean", "std", "min", "max"
+    );
+    let stats = data.stats();
+    let n = stats.len();
+    for (i, s) in stats.iter().enumerate() {
+        let shown_row = args.all || n <= 12 || i < 6 || i >= n - 3;
+        if shown_row {
+            println!(
+                "{:<10} {:>12.5} {:>12.5} {:>12.5} {:>12.5}",
+                s.name, s.mean, s.std, s.min, s.max
+            );
+        } else if i == 6 {
+            println!("... {} more variables (--all lists every one)", n - 9);
+        }
+    }
+    Ok(())
+}

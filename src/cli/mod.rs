@@ -1,0 +1,102 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own file; none of the library
+//! knows about flags, progress bars or exit codes.
+
+mod generate;
+mod info;
+mod lyapunov;
+mod progress;
+
+use std::path::Path;
+
+use anyhow::Result;
+use chaoscast::data::RecipeSpec;
+use chaoscast::systems::SystemName;
+use clap::Parser;
+use clap::Subcommand;
+
+/// Forecast chaotic systems: generate benchmark data, train neural forecasters, evaluate them.
+#[derive(Debug, Parser)]
+#[command(name = "chaoscast", version, about, long_about = None)]
+#[command(allow_negative_numbers = true)]
+struct Cli {
+    /// Print nothing but errors and final results (no progress bars or status lines).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Integrate a chaotic system and write the sampled trajectory (Parquet or CSV) with its
+    /// recipe.
+    Generate(generate::Args),
+    /// Estimate the largest Lyapunov exponent of a system, with its spread over seeds.
+    Lyapunov(lyapunov::Args),
+    /// Print a dataset's recipe and per-variable statistics.
+    Info(info::Args),
+}
+
+/// Parses the command line and runs the subcommand.
+///
+/// Usage errors are cut to their first line (clap adds usage and tips below it), so that every
+/// error is one sentence; `--help` and `--version` print as usual.
+pub fn run() -> Result<()> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            anyhow::bail!("{first} (see --help)");
+        }
+        Err(err) => err.exit(),
+    };
+    match cli.command {
+        Command::Generate(args) => generate::run(args, cli.quiet),
+        Command::Lyapunov(args) => lyapunov::run(args, cli.quiet),
+        Command::Info(args) => info::run(args),
+    }
+}
+
+/// Where a run's recipe comes from: a system name, or a TOML recipe file.
+#[derive(Clone, Debug)]
+pub(crate) struct Source(String);
+
+impl Source {
+    /// A recipe spec: from the file if `source` ends in `.toml` or names a file, else the system.
+    pub(crate) fn spec(&self) -> Result<RecipeSpec> {
+        let path = Path::new(&self.0);
+        if self.0.ends_with(".toml") || path.is_file() {
+            return Ok(RecipeSpec::from_toml_file(path)?);
+        }
+        let system: SystemName = self.0.parse()?;
+        Ok(RecipeSpec::for_system(system))
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Source(s.to_string()))
+    }
+}
+
+/// Parses `NAME=VALUE` for `--param`.
+pub(crate) fn parse_param(s: &str) -> std::result::Result<(String, f64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    let value: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number"))?;
+    Ok((name.trim().to_string(), value))
+}
+
+/// Formats a path for messages.
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,277 @@
+//! Dataset files: Parquet (default) with the metadata as a file-level key-value entry, or CSV with
+//! the metadata in a JSON sidecar of the same stem. One column `t`, then one per variable.
+//!
+//! Writes go to a temporary file in the destination folder and are renamed into place, so an
+//! interrupted or failed write never leaves a partial file behind.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use polars::prelude::*;
+
+use super::{Dataset, DatasetMeta};
+use crate::error::{Error, Result};
+
+/// The Parquet key-value entry that holds the JSON metadata.
+pub const META_KEY: &str = "chaoscast";
+
+/// On-disk format of a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Apache Parquet with the metadata inside.
+    Parquet,
+    /// Comma-separated values with a JSON sidecar.
+    Csv,
+}
+
+impl Format {
+    /// CSV for a `.csv` extension, Parquet otherwise.
+    pub fn from_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("csv") => Format::Csv,
+            _ => Format::Parquet,
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "parquet" => Ok(Format::Parquet),
+            "csv" => Ok(Format::Csv),
+            other => Err(Error::config(
+                "format",
+                format!("'{other}' is not a format; use parquet or csv"),
+            )),
+        }
+    }
+}
+
+/// The JSON sidecar that holds a CSV file's metadata: the same path with extension `.json`.
+pub fn sidecar_path(path: &Path) -> PathBuf {
+    path.with_extension("json")
+}
+
+/// Checks, before any work is done, that `path` can be written: not a folder, in an existing
+/// folder, and absent unless `overwrite`.
+pub fn check_output(path: &Path, format: Format, overwrite: bool) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::storage(path, "it is a folder, not a file name"));
+    }
+    let parent = parent_dir(path);
+    if parent.exists() && !parent.is_dir() {
+        return Err(Error::storage(
+            path,
+            format!("{} is not a folder", parent.display()),
+        ));
+    }
+    if !parent.is_dir() {
+        return Err(Error::storage(
+            path,
+            format!("the folder {} does not exist", parent.display()),
+        ));
+    }
+    let mut targets = vec![path.to_path_buf()];
+    if format == Format::Csv {
+        targets.push(sidecar_path(path));
+    }
+    match targets.into_iter().find(|p| p.exists()) {
+        Some(existing) if !overwrite => Err(Error::OutputExists { path: existing }),
+        _ => Ok(()),
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes a dataset atomically in `format`; refuses to replace an existing file unless
+/// `overwrite`.
+pub fn write_dataset(ds: &Dataset, path: &Path, format: Format, overwrite: bool) -> Result<()> {
+    check_output(path, format, overwrite)?;
+    let meta = serde_json::to_string_pretty(&ds.meta)
+        .map_err(|e| Error::storage(path, format!("cannot encode the metadata: {e}")))?;
+    let mut frame = to_frame(ds).map_err(|e| Error::storage(path, e))?;
+    match format {
+        Format::Parquet => {
+            let (out, file) = AtomicFile::create(path)?;
+            let kv = KeyValueMetadata::from_static(vec![(META_KEY.to_string(), meta)]);
+            ParquetWriter::new(&file)
+                .with_key_value_metadata(Some(kv))
+                .finish(&mut frame)
+                .map_err(|e| Error::storage(path, e))?;
+            out.commit(file)
+        }
+        Format::Csv => {
+            let side_path = sidecar_path(path);
+            let (side, mut side_file) = AtomicFile::create(&side_path)?;
+            side_file
+                .write_all(meta.as_bytes())
+                .map_err(|e| Error::io("write", &side_path, e))?;
+            let (out, mut file) = AtomicFile::create(path)?;
+            CsvWriter::new(&mut file)
+                .include_header(true)
+                .finish(&mut frame)
+                .map_err(|e| Error::storage(path, e))?;
+            side.commit(side_file)?;
+            out.commit(file)
+        }
+    }
+}
+
+/// Reads a dataset with its metadata (from inside a Parquet file or a CSV file's JSON sidecar).
+pub fn read_dataset(path: &Path) -> Result<Dataset> {
+    let file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let (frame, meta) = match Format::from_path(path) {
+        Format::Parquet => {
+            let mut reader = ParquetReader::new(file);
+            let meta_json = reader
+                .get_metadata()
+                .map_err(|e| Error::storage(path, format!("not a readable Parquet file ({e})")))?
+                .key_value_metadata()
+                .as_ref()
+                .and_then(|kv| kv.iter().find(|e| e.key == META_KEY))
+                .and_then(|e| e.value.clone())
+                .ok_or_else(|| {
+                    Error::storage(
+                        path,
+                        "it carries no chaoscast recipe (not made by chaoscast?)",
+                    )
+                })?;
+            let frame = reader
+                .finish()
+                .map_err(|e| Error::storage(path, format!("not a readable Parquet file ({e})")))?;
+            (frame, meta_json)
+        }
+        Format::Csv => {
+            let side = sidecar_path(path);
+            let meta_json = std::fs::read_to_string(&side).map_err(|e| {
+                Error::storage(
+                    path,
+                    format!("its recipe {} cannot be read ({e})", side.display()),
+                )
+            })?;
+            drop(file);
+            let frame = CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+                .map_err(|e| Error::storage(path, format!("not a readable CSV file ({e})")))?;
+            (frame, meta_json)
+        }
+    };
+    let meta: DatasetMeta = serde_json::from_str(&meta)
+        .map_err(|e| Error::storage(path, format!("its recipe is not valid ({e})")))?;
+    from_frame(&frame, meta, path)
+}
+
+fn to_frame(ds: &Dataset) -> PolarsResult<DataFrame> {
+    let mut columns = Vec::with_capacity(ds.vars() + 1);
+    columns.push(Column::new("t".into(), ds.t.clone()));
+    for (j, name) in ds.names.iter().enumerate() {
+        columns.push(Column::new(name.as_str().into(), ds.column(j)));
+    }
+    DataFrame::new(ds.len(), columns)
+}
+
+fn from_frame(frame: &DataFrame, meta: DatasetMeta, path: &Path) -> Result<Dataset> {
+    let columns = frame.columns();
+    let bad = |reason: String| Error::storage(path, reason);
+    if columns.first().map(|c| c.name().as_str()) != Some("t") {
+        return Err(bad("its first column is not 't'".into()));
+    }
+    meta.recipe
+        .validate()
+        .map_err(|e| bad(format!("its recipe is not valid ({e})")))?;
+    let expected = meta.recipe.system.build(&meta.recipe.params)?.var_names();
+    let names: Vec<String> = columns[1..].iter().map(|c| c.name().to_string()).collect();
+    if names != expected {
+        return Err(bad(format!(
+            "its columns do not match its recipe: expected {} variables ({} ...), found {}",
+            expected.len(),
+            expected
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            names.len()
+        )));
+    }
+    let read = |c: &Column| -> Result<Vec<f64>> {
+        let cast = c
+            .cast(&DataType::Float64)
+            .map_err(|e| bad(format!("column {} is not numeric ({e})", c.name())))?;
+        let values = cast.f64().map_err(|e| bad(e.to_string()))?;
+        if values.null_count() > 0 {
+            return Err(bad(format!("column {} has missing values", c.name())));
+        }
+        Ok(values.into_no_null_iter().collect())
+    };
+    let t = read(&columns[0])?;
+    let mut values = vec![0.0; t.len() * names.len()];
+    for (j, c) in columns[1..].iter().enumerate() {
+        for (i, v) in read(c)?.into_iter().enumerate() {
+            values[i * names.len() + j] = v;
+        }
+    }
+    Ok(Dataset {
+        meta,
+        names,
+        t,
+        values,
+    })
+}
+
+/// A file written under a temporary name beside its destination and renamed into place by
+/// [`AtomicFile::commit`]; dropped uncommitted, it removes the temporary file.
+pub(crate) struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file for `dest`.
+    pub(crate) fn create(dest: &Path) -> Result<(Self, File)> {
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::storage(dest, "it has no file name"))?
+            .to_string_lossy();
+        let tmp = parent_dir(dest).join(format!(".{name}.{}.tmp", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| Error::io("create", dest, e))?;
+        Ok((
+            Self {
+                tmp,
+                dest: dest.to_path_buf(),
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// Flushes `file` to disk and renames it into place.
+    pub(crate) fn commit(mut self, file: File) -> Result<()> {
+        file.sync_all()
+            .map_err(|e| Error::io("write", &self.dest, e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io("write", &self.dest, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}

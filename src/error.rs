@@ -1,0 +1,110 @@
+//! The crate's error type: one enum, grouped by area, with messages that tell the user what to
+//! change. Library code returns [`Result`]; the binary turns an error into one line and exit code 1.
+
+use std::path::PathBuf;
+
+/// Every error the chaoscast library reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration or recipe field has a value that cannot be used.
+    #[error("invalid {field}: {reason}")]
+    InvalidConfig {
+        /// The field, as the user names it (`dt`, `samples`, `param F`, ...).
+        field: String,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+    /// A system name that chaoscast does not know.
+    #[error("unknown system '{name}'; known systems: {known}")]
+    UnknownSystem {
+        /// The name as given.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+    /// A parameter name that the system does not have.
+    #[error("system '{system}' has no parameter '{name}'; its parameters are: {known}")]
+    UnknownParameter {
+        /// The system's name.
+        system: String,
+        /// The parameter as given.
+        name: String,
+        /// The system's parameters, comma-separated.
+        known: String,
+    },
+    /// Two shapes that must agree do not.
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        /// What was being compared.
+        what: String,
+        /// The expected shape or size.
+        expected: String,
+        /// The shape or size found.
+        got: String,
+    },
+    /// A state, loss or value became NaN or infinite.
+    #[error("{what} became non-finite at {at}")]
+    NonFinite {
+        /// What blew up (the integrated state, the training loss, ...).
+        what: String,
+        /// Where: a time, an epoch and step.
+        at: String,
+    },
+    /// The ODE integrator failed.
+    #[error("integration failed: {0}")]
+    Integration(String),
+    /// An output file exists and overwriting was not allowed.
+    #[error("{} already exists; pass --force to overwrite it", path.display())]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// Reading or writing a file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("read", "write", "create", ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A data file or recipe could not be parsed, or lacks what chaoscast needs.
+    #[error("cannot use {}: {reason}", path.display())]
+    Storage {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidConfig`].
+    pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Storage`].
+    pub fn storage(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        Self::Storage {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;

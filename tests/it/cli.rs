@@ -1,0 +1,234 @@
+//! The real binary in a temporary folder: generate, info, lyapunov, and every bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn chaoscast(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the chaoscast binary should run")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn generate_then_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chaoscast(
+        dir.path(),
+        &[
+            "generate",
+            "thomas",
+            "--samples",
+            "300",
+            "--transient",
+            "10",
+            "-o",
+            "th.parquet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("wrote 300 samples of thomas"));
+    let info = chaoscast(dir.path(), &["info", "th.parquet"]);
+    assert!(info.status.success(), "{}", text(&info.stderr));
+    let shown = text(&info.stdout);
+    assert!(
+        shown.contains("system:      thomas (a = 1.85, b = 10)"),
+        "{shown}"
+    );
+    assert!(shown.contains("samples:     300 at dt = 0.0497"), "{shown}");
+    assert!(shown.lines().any(|l| l.starts_with("x ")), "{shown}");
+
+    // CSV with a sidecar, parameters and the exponent from flags.
+    let out = chaoscast(
+        dir.path(),
+        &[
+            "generate",
+            "lorenz63",
+            "--samples",
+            "50",
+            "--param",
+            "rho=30",
+            "--format",
+            "csv",
+            "--lyapunov",
+            "-o",
+            "l63.csv",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).is_empty(),
+        "--quiet printed {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        files_in(dir.path()),
+        vec!["l63.csv", "l63.json", "th.parquet"]
+    );
+    let info = text(&chaoscast(dir.path(), &["info", "l63.csv"]).stdout);
+    assert!(
+        info.contains("rho = 30") && info.contains("measured over 3 seeds"),
+        "{info}"
+    );
+}
+
+#[test]
+fn generate_from_a_recipe_file_with_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.toml"),
+        "system = \"lorenz96\"\nsamples = 20\ntransient = 1.0\nhorizon = 5\n[params]\nN = 8\nF = 10\n",
+    )
+    .unwrap();
+    let out = chaoscast(
+        dir.path(),
+        &["generate", "r.toml", "--param", "F=12", "-o", "r.parquet"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&chaoscast(dir.path(), &["info", "r.parquet"]).stdout);
+    assert!(info.contains("F = 12") && info.contains("N = 8"), "{info}");
+    assert!(info.contains("horizon:     5 steps"), "{info}");
+    assert!(info.contains("X07"), "{info}");
+}
+
+#[test]
+fn lyapunov_prints_estimate_and_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chaoscast(
+        dir.path(),
+        &["lyapunov", "lorenz63", "--duration", "200", "--seeds", "2"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("lorenz63: largest Lyapunov exponent 0."),
+        "{shown}"
+    );
+    assert!(shown.contains("2 seeds"), "{shown}");
+}
+
+#[test]
+fn bad_input_gives_one_line_and_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("taken.parquet"), b"keep").unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        "system = \"thomas\"\nsamples = \"many\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a-file"), b"").unwrap();
+    let before = files_in(dir.path());
+    let cases: [(&[&str], &str); 12] = [
+        (
+            &["generate", "henon", "-o", "x.parquet"],
+            "unknown system 'henon'",
+        ),
+        (
+            &["generate", "thomas", "--dt", "0", "-o", "x.parquet"],
+            "invalid dt",
+        ),
+        (
+            &["generate", "thomas", "--dt", "-0.1", "-o", "x.parquet"],
+            "invalid dt",
+        ),
+        (
+            &["generate", "thomas", "--param", "a=nan", "-o", "x.parquet"],
+            "invalid parameter a",
+        ),
+        (
+            &[
+                "generate",
+                "lorenz96",
+                "--param",
+                "F=inf",
+                "-o",
+                "x.parquet",
+            ],
+            "invalid parameter F",
+        ),
+        (
+            &["generate", "lorenz96", "--param", "G=1", "-o", "x.parquet"],
+            "no parameter 'G'",
+        ),
+        (
+            &["generate", "thomas", "--samples", "0", "-o", "x.parquet"],
+            "invalid samples",
+        ),
+        (
+            &[
+                "generate",
+                "thomas",
+                "--samples",
+                "5",
+                "-o",
+                "taken.parquet",
+            ],
+            "already exists",
+        ),
+        (
+            &["generate", "thomas", "--samples", "5", "-o", "no/x.parquet"],
+            "does not exist",
+        ),
+        (
+            &[
+                "generate",
+                "thomas",
+                "--samples",
+                "5",
+                "-o",
+                "a-file/x.parquet",
+            ],
+            "is not a folder",
+        ),
+        (
+            &["generate", "missing.toml", "-o", "x.parquet"],
+            "cannot read missing.toml",
+        ),
+        (
+            &["generate", "broken.toml", "-o", "x.parquet"],
+            "not a valid recipe",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = chaoscast(dir.path(), args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(expected),
+            "{args:?}: {err}"
+        );
+        assert_eq!(files_in(dir.path()), before, "{args:?} left a file");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("taken.parquet")).unwrap(),
+        b"keep"
+    );
+    // A state that blows up during integration: an error, and still no file.
+    let out = chaoscast(
+        dir.path(),
+        &["generate", "thomas", "--param", "a=-50", "-o", "x.parquet"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("non-finite"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(files_in(dir.path()), before);
+}

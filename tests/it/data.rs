@@ -1,0 +1,147 @@
+//! Dataset files: determinism, round trips, atomic and refused writes, corrupt input.
+
+use std::path::Path;
+
+use chaoscast::data::store::sidecar_path;
+use chaoscast::prelude::*;
+
+fn small(system: SystemName, seed: u64) -> Dataset {
+    let mut spec = RecipeSpec::for_system(system);
+    spec.samples = Some(200);
+    spec.seed = Some(seed);
+    spec.transient = Some(5.0);
+    spec.horizon = Some(7);
+    generate(&spec.resolve().unwrap(), &NoProgress).unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn same_recipe_and_seed_give_byte_identical_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, ext) in [(Format::Parquet, "parquet"), (Format::Csv, "csv")] {
+        let a = dir.path().join(format!("a.{ext}"));
+        let b = dir.path().join(format!("b.{ext}"));
+        // Two independent generations, not one dataset written twice.
+        write_dataset(&small(SystemName::Thomas, 3), &a, format, false).unwrap();
+        write_dataset(&small(SystemName::Thomas, 3), &b, format, false).unwrap();
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{ext}"
+        );
+        if format == Format::Csv {
+            let (sa, sb) = (sidecar_path(&a), sidecar_path(&b));
+            assert_eq!(std::fs::read(sa).unwrap(), std::fs::read(sb).unwrap());
+        }
+    }
+    let other = small(SystemName::Thomas, 4);
+    assert_ne!(other.values, small(SystemName::Thomas, 3).values);
+}
+
+#[test]
+fn parquet_and_csv_round_trips_keep_values_and_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    for system in [SystemName::Thomas, SystemName::Lorenz96] {
+        let data = small(system, 1);
+        for (format, ext) in [(Format::Parquet, "parquet"), (Format::Csv, "csv")] {
+            let path = dir.path().join(format!("{system}.{ext}"));
+            write_dataset(&data, &path, format, false).unwrap();
+            let back = read_dataset(&path).unwrap();
+            assert_eq!(back.names, data.names);
+            assert_eq!(back.meta, data.meta);
+            assert_eq!(back.meta.recipe.horizon, Some(7));
+            // Exact: both formats store every f64 losslessly.
+            assert!(
+                back.t
+                    .iter()
+                    .zip(&data.t)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
+            assert!(
+                back.values
+                    .iter()
+                    .zip(&data.values)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{system} {ext}"
+            );
+        }
+    }
+}
+
+#[test]
+fn column_names_follow_the_spec() {
+    let mut spec = RecipeSpec::for_system(SystemName::Lorenz96TwoScale);
+    spec.samples = Some(3);
+    spec.transient = Some(0.1);
+    let data = generate(&spec.resolve().unwrap(), &NoProgress).unwrap();
+    assert_eq!(data.vars(), 396);
+    assert_eq!(data.names[0], "X00");
+    assert_eq!(data.names[35], "X35");
+    assert_eq!(data.names[36], "Y000");
+    assert_eq!(data.names[395], "Y359");
+}
+
+#[test]
+fn existing_output_is_kept_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.parquet");
+    std::fs::write(&path, b"precious").unwrap();
+    let err =
+        write_dataset(&small(SystemName::Thomas, 0), &path, Format::Parquet, false).unwrap_err();
+    assert!(matches!(err, Error::OutputExists { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    write_dataset(&small(SystemName::Thomas, 0), &path, Format::Parquet, true).unwrap();
+    assert_eq!(read_dataset(&path).unwrap().len(), 200);
+    assert_eq!(files_in(dir.path()), vec!["d.parquet"]);
+}
+
+#[test]
+fn failed_write_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-folder").join("d.parquet");
+    let err =
+        write_dataset(&small(SystemName::Thomas, 0), &path, Format::Parquet, false).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn corrupt_or_foreign_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"this is not parquet").unwrap();
+    let err = read_dataset(&junk).unwrap_err().to_string();
+    assert!(err.contains("not a readable Parquet file"), "{err}");
+
+    let csv = dir.path().join("plain.csv");
+    std::fs::write(&csv, "t,x\n0,1\n").unwrap();
+    let err = read_dataset(&csv).unwrap_err().to_string();
+    assert!(
+        err.contains("recipe") && err.contains("plain.json"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("nope.parquet");
+    let err = read_dataset(&missing).unwrap_err().to_string();
+    assert!(err.starts_with("cannot read"), "{err}");
+
+    // A CSV whose columns do not match its recipe.
+    let good = dir.path().join("good.csv");
+    write_dataset(&small(SystemName::Thomas, 0), &good, Format::Csv, false).unwrap();
+    let text = std::fs::read_to_string(&good).unwrap();
+    let cut: String = text
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    std::fs::write(&good, cut).unwrap();
+    let err = read_dataset(&good).unwrap_err().to_string();
+    assert!(err.contains("do not match its recipe"), "{err}");
+}
