@@ -35,7 +35,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         r.transient
     );
     println!(
-        "integrator:  Dop853, rtol = {:e}, atol = {:e}; seed {}, initial perturbation {}",
+        "integrator:  DOP853, rtol = {:e}, atol = {:e}; seed {}, initial perturbation {}",
         r.rtol, r.atol, r.seed, r.perturbation
     );
     if let Some(h) = r.horizon {

@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn bad_fields_name_themselves() {
-        let cases: [(&str, fn(&mut RecipeSpec)); 5] = [
+        type Edit = fn(&mut RecipeSpec);
+        let cases: [(&str, Edit); 5] = [
             ("dt", |s| s.dt = Some(-0.1)),
             ("dt", |s| s.dt = Some(f64::NAN)),
             ("samples", |s| s.samples = Some(0)),

@@ -9,6 +9,9 @@
 //! generic vector arithmetic allocates a temporary per term and builds the dense output on every
 //! step (numbers in the README).
 
+// The coefficients are Hairer's `dop853.f` digits, kept verbatim so they can be checked against it.
+#![allow(clippy::excessive_precision)]
+
 use super::OdeSystem;
 use super::integrate::Tolerances;
 use crate::error::{Error, Result};

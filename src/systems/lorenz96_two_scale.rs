@@ -160,11 +160,11 @@ fn fast_advection(y: &[f64], out: &mut [f64]) {
 fn fast_advection_jvp(y: &[f64], v: &[f64], out: &mut [f64]) {
     let n = y.len();
     let term = |p1: usize, p2: usize, m1: usize| v[p1] * (y[p2] - y[m1]) + y[p1] * (v[p2] - v[m1]);
-    for i in [0, n.saturating_sub(2), n - 1] {
+    for i in [0, n - 2, n - 1] {
         out[i] = term((i + 1) % n, (i + 2) % n, (i + n - 1) % n);
     }
-    for i in 1..n.saturating_sub(2) {
-        out[i] = term(i + 1, i + 2, i - 1);
+    for (i, o) in out.iter_mut().enumerate().take(n - 2).skip(1) {
+        *o = term(i + 1, i + 2, i - 1);
     }
 }
 

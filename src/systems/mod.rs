@@ -144,7 +144,7 @@ impl SystemName {
                 dt: 0.0497,
                 transient: 100.0,
                 lyapunov_tau: 1.0,
-                lyapunov_duration: 5000.0,
+                lyapunov_duration: 10000.0,
             },
             SystemName::Lorenz96TwoScale => SystemDefaults {
                 dt: 0.1,
@@ -162,7 +162,7 @@ impl SystemName {
                 dt: 0.05,
                 transient: 100.0,
                 lyapunov_tau: 0.5,
-                lyapunov_duration: 1000.0,
+                lyapunov_duration: 2000.0,
             },
         }
     }
