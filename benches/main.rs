@@ -14,12 +14,12 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 fn generation(c: &mut Criterion) {
     let mut group = c.benchmark_group("generate");
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(60));
     let dir = tempfile::tempdir().expect("a temporary folder should be available");
-    for (system, samples) in [
-        (SystemName::Thomas, 10_000usize),
-        (SystemName::Lorenz96TwoScale, 10_000),
+    for (system, samples, seconds) in [
+        (SystemName::Thomas, 10_000usize, 5),
+        (SystemName::Lorenz96TwoScale, 10_000, 75),
     ] {
+        group.measurement_time(Duration::from_secs(seconds));
         let mut spec = RecipeSpec::for_system(system);
         spec.samples = Some(samples);
         let recipe = spec.resolve().expect("the default recipe should be valid");
