@@ -20,6 +20,7 @@
 
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod progress;
 pub mod systems;
 

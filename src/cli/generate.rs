@@ -15,7 +15,12 @@ use super::{Source, parse_param, shown};
 #[command(after_help = "Examples:\n  \
     chaoscast generate datasets/thomas.toml --output thomas.parquet\n  \
     chaoscast generate lorenz96-two-scale --param F=10 --samples 2000 --output l96.csv\n\n\
-    Systems: thomas, lorenz96-two-scale, lorenz63, lorenz96. Flags override the recipe file.")]
+    Systems and their parameters (--param NAME=VALUE):\n  \
+    thomas              a = 1.85, b = 10\n  \
+    lorenz96-two-scale  K = 36, J = 10, h = 1, b = 10, c = 10, F = 20\n  \
+    lorenz63            sigma = 10, rho = 28, beta = 8/3\n  \
+    lorenz96            N = 40, F = 8\n\n\
+    Flags override the recipe file.")]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct Args {
     /// A system name (thomas, lorenz96-two-scale, lorenz63, lorenz96) or a TOML recipe file.
@@ -32,10 +37,10 @@ pub(crate) struct Args {
     /// Time integrated and discarded before recording [default: the system's, e.g. 100 for thomas].
     #[arg(long)]
     transient: Option<f64>,
-    /// Relative tolerance of the Dop853 integrator [default: 1e-10].
+    /// Relative tolerance of the DOP853 integrator [default: 1e-10].
     #[arg(long)]
     rtol: Option<f64>,
-    /// Absolute tolerance of the Dop853 integrator [default: 1e-10].
+    /// Absolute tolerance of the DOP853 integrator [default: 1e-10].
     #[arg(long)]
     atol: Option<f64>,
     /// Standard deviation of the Gaussian perturbation of the initial state [default: 0.001].

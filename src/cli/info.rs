@@ -3,7 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use chaoscast::data::{Format, read_dataset};
+use chaoscast::data::normalize::Normalizer;
+use chaoscast::data::window::{
+    DEFAULT_LOOKBACK, SplitFractions, WindowSpec, chronological_split, chronological_windows,
+};
+use chaoscast::data::{Dataset, Format, read_dataset};
+use chaoscast::metrics::{VPT_THRESHOLD, persistence};
 
 use super::shown;
 
@@ -31,7 +36,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "samples:     {} at dt = {} (t = 0 .. {}), after a discarded transient of {}",
         data.len(),
         r.dt,
-        data.t.last().copied().unwrap_or(0.0),
+        // Sample times are i·Δt; round away the last bits of float noise for display.
+        (data.t.last().copied().unwrap_or(0.0) * 1e9).round() / 1e9,
         r.transient
     );
     println!(
@@ -62,6 +68,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "written by:  chaoscast {} (metadata format {})",
         meta.chaoscast_version, meta.format_version
     );
+    persistence_line(&data);
     println!();
     println!(
         "{:<10} {:>12} {:>12} {:>12} {:>12}",
@@ -81,4 +88,43 @@ pub(crate) fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The persistence baseline on the test split, when the dataset has a horizon and is long enough
+/// for the default lookback.
+fn persistence_line(data: &Dataset) {
+    let Ok(horizon) = data.meta.horizon(None) else {
+        return;
+    };
+    let spec = WindowSpec {
+        lookback: DEFAULT_LOOKBACK,
+        horizon,
+        stride: 1,
+    };
+    let fractions = SplitFractions::default();
+    let (Ok(sets), Ok([train, _, _])) = (
+        chronological_windows(data.len(), spec, fractions),
+        chronological_split(data.len(), fractions),
+    ) else {
+        return;
+    };
+    let vars = data.vars();
+    let Ok(norm) = Normalizer::fit(&data.values[train.start * vars..train.end * vars], vars) else {
+        return;
+    };
+    let dt_lambda = data.meta.exponent().map(|l| l * data.meta.recipe.dt);
+    if let Ok(r) = persistence(
+        &data.values,
+        &sets.test,
+        spec,
+        &norm.std,
+        VPT_THRESHOLD,
+        dt_lambda,
+    ) {
+        println!(
+            "persistence: median test NRMSE {:.3} (mean {:.3}), median VPT {} steps over {} test \
+             windows (lookback {}, horizon {horizon}): the floor every model must beat",
+            r.nrmse_median, r.nrmse_mean, r.vpt_median_steps, r.windows, DEFAULT_LOOKBACK
+        );
+    }
 }

@@ -16,7 +16,13 @@ use clap::Subcommand;
 
 /// Forecast chaotic systems: generate benchmark data, train neural forecasters, evaluate them.
 #[derive(Debug, Parser)]
-#[command(name = "chaoscast", version, about, long_about = None)]
+#[command(
+    name = "chaoscast",
+    version,
+    about = "Chaotic benchmark data: generate trajectories of chaotic systems, store them with \
+             their recipe, measure Lyapunov exponents",
+    long_about = None
+)]
 #[command(allow_negative_numbers = true)]
 struct Cli {
     /// Print nothing but errors and final results (no progress bars or status lines).

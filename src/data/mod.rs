@@ -1,17 +1,21 @@
 //! Datasets: recipes and generation ([`recipe`]), Parquet/CSV storage with the recipe carried
-//! inside the file ([`store`]), and the in-memory [`Dataset`].
+//! inside the file ([`store`]), the in-memory [`Dataset`], and the forecasting pipeline's first
+//! steps: splits and windows ([`window`]) and z-scoring ([`normalize`]).
 //!
 //! Generation sits between the systems and the forecasting pipeline: a recipe is integrated into
 //! a [`Dataset`], written atomically, and later loaded back with its recipe by training.
 
+pub mod normalize;
 pub mod recipe;
 pub mod store;
+pub mod window;
 
 use serde::{Deserialize, Serialize};
 
 pub use recipe::{Recipe, RecipeSpec, generate};
 pub use store::{Format, read_dataset, write_dataset};
 
+use crate::error::{Error, Result};
 use crate::systems::lyapunov::{LyapunovConfig, LyapunovEstimate};
 
 /// Version of the metadata layout written into dataset files.
@@ -45,6 +49,29 @@ impl DatasetMeta {
             lyapunov: None,
             lyapunov_config: None,
         }
+    }
+
+    /// The forecast horizon in steps (SPEC.md §3): `flag` if given, else the recipe's `horizon`,
+    /// else one Lyapunov time ceil(1 / (λ·Δt)) from the stored exponent; otherwise an error
+    /// asking for `--horizon`.
+    pub fn horizon(&self, flag: Option<usize>) -> Result<usize> {
+        let h = flag
+            .or(self.recipe.horizon)
+            .or_else(|| {
+                self.exponent()
+                    .map(|l| (1.0 / (l * self.recipe.dt)).ceil().max(1.0) as usize)
+            })
+            .ok_or_else(|| {
+                Error::config(
+                    "horizon",
+                    "the dataset carries no horizon and no Lyapunov exponent; pass --horizon \
+                     (or generate with --lyapunov)",
+                )
+            })?;
+        if h == 0 {
+            return Err(Error::config("horizon", "must be at least 1 step"));
+        }
+        Ok(h)
     }
 
     /// The exponent to use: the measured one if present, else the recipe's.
@@ -134,5 +161,29 @@ impl Dataset {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systems::SystemName;
+
+    #[test]
+    fn horizon_comes_from_flag_recipe_or_exponent() {
+        let mut spec = RecipeSpec::for_system(SystemName::Thomas);
+        spec.horizon = Some(41);
+        let mut meta = DatasetMeta::new(spec.resolve().unwrap());
+        assert_eq!(meta.horizon(Some(7)).unwrap(), 7);
+        assert_eq!(meta.horizon(None).unwrap(), 41);
+        meta.recipe.horizon = None;
+        let err = meta.horizon(None).unwrap_err().to_string();
+        assert!(err.contains("--horizon"), "{err}");
+        // λ = 0.49, Δt = 0.0497: 1 / (λ·Δt) = 41.06 → 42 steps.
+        meta.recipe.lyapunov = Some(0.49);
+        assert_eq!(meta.horizon(None).unwrap(), 42);
+        // λ·Δt ≈ 2 would give less than one step: at least 1.
+        meta.recipe.lyapunov = Some(40.0);
+        assert_eq!(meta.horizon(None).unwrap(), 1);
     }
 }

@@ -196,10 +196,10 @@ pub(crate) fn integrate(
     let mut next_report = t0;
     loop {
         if 0.1 * h.abs() <= f64::EPSILON * x.abs() {
-            return Err(Error::NonFinite {
-                what: "the integrated state (step size underflow)".into(),
-                at: format!("t = {x:.6}"),
-            });
+            return Err(Error::Integration(format!(
+                "the step size underflowed at t = {x:.6}; the system may be blowing up or too \
+                 stiff for DOP853"
+            )));
         }
         let last = x + 1.01 * h > t_end;
         if last {
