@@ -106,5 +106,29 @@ impl Error {
     }
 }
 
+/// Checks that a config field is a finite number above zero.
+pub(crate) fn ensure_positive(field: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(
+            field,
+            format!("must be a positive number, got {value}"),
+        ))
+    }
+}
+
+/// Checks that a config field is a finite number, zero or above.
+pub(crate) fn ensure_non_negative(field: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(
+            field,
+            format!("must be zero or positive, got {value}"),
+        ))
+    }
+}
+
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -9,7 +9,7 @@ use chaoscast::data::{Format, generate, write_dataset};
 use chaoscast::systems::lyapunov::{LyapunovConfig, largest_lyapunov};
 
 use super::progress::Reporter;
-use super::{Source, parse_param, shown};
+use super::{SystemArgs, shown};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -23,8 +23,8 @@ use super::{Source, parse_param, shown};
     Flags override the recipe file.")]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct Args {
-    /// A system name (thomas, lorenz96-two-scale, lorenz63, lorenz96) or a TOML recipe file.
-    source: Source,
+    #[command(flatten)]
+    system: SystemArgs,
     /// Number of samples to record [default: 10000].
     #[arg(long)]
     samples: Option<usize>,
@@ -46,9 +46,6 @@ pub(crate) struct Args {
     /// Standard deviation of the Gaussian perturbation of the initial state [default: 0.001].
     #[arg(long)]
     perturbation: Option<f64>,
-    /// A system parameter by its symbol, e.g. F=10, a=1.85, K=36 (repeatable; case-sensitive).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
-    params: Vec<(String, f64)>,
     /// Forecast horizon in steps to record with the data (used by training).
     #[arg(long)]
     horizon: Option<usize>,
@@ -67,8 +64,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
-    let mut spec = args.source.spec()?;
-    spec.params.extend(args.params.iter().cloned());
+    let mut spec = args.system.spec()?;
     let overrides = [
         (&mut spec.dt, args.dt),
         (&mut spec.transient, args.transient),

@@ -5,8 +5,8 @@ use std::time::Instant;
 use anyhow::Result;
 use chaoscast::systems::lyapunov::{LyapunovConfig, largest_lyapunov};
 
+use super::SystemArgs;
 use super::progress::Reporter;
-use super::{Source, parse_param};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  chaoscast lyapunov lorenz63 --seeds 5\n\n\
@@ -14,8 +14,8 @@ use super::{Source, parse_param};
     (Benettin et al. 1980); each seed perturbs the initial state and the tangent vector.")]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct Args {
-    /// A system name (thomas, lorenz96-two-scale, lorenz63, lorenz96) or a TOML recipe file.
-    source: Source,
+    #[command(flatten)]
+    system: SystemArgs,
     /// Number of independent runs [default: 3].
     #[arg(long)]
     seeds: Option<usize>,
@@ -37,14 +37,10 @@ pub(crate) struct Args {
     /// Absolute tolerance of the integrator [default: 1e-9].
     #[arg(long)]
     atol: Option<f64>,
-    /// A system parameter by its symbol, e.g. F=10 (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
-    params: Vec<(String, f64)>,
 }
 
 pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
-    let mut spec = args.source.spec()?;
-    spec.params.extend(args.params.iter().cloned());
+    let spec = args.system.spec()?;
     let recipe = spec.resolve()?;
     let system = recipe.system.build(&recipe.params)?;
     let mut cfg = LyapunovConfig::for_system(recipe.system);

@@ -66,32 +66,33 @@ pub fn run() -> Result<()> {
     }
 }
 
-/// Where a run's recipe comes from: a system name, or a TOML recipe file.
-#[derive(Clone, Debug)]
-pub(crate) struct Source(String);
-
-impl Source {
-    /// A recipe spec: from the file if `source` ends in `.toml` or names a file, else the system.
-    pub(crate) fn spec(&self) -> Result<RecipeSpec> {
-        let path = Path::new(&self.0);
-        if self.0.ends_with(".toml") || path.is_file() {
-            return Ok(RecipeSpec::from_toml_file(path)?);
-        }
-        let system: SystemName = self.0.parse()?;
-        Ok(RecipeSpec::for_system(system))
-    }
+/// The system to work on: a name or a TOML recipe file, plus parameter overrides.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SystemArgs {
+    /// A system name (thomas, lorenz96-two-scale, lorenz63, lorenz96) or a TOML recipe file.
+    source: String,
+    /// A system parameter by its symbol, e.g. F=10, a=1.85, K=36 (repeatable; case-sensitive).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, f64)>,
 }
 
-impl std::str::FromStr for Source {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        Ok(Source(s.to_string()))
+impl SystemArgs {
+    /// A recipe spec: from the file if the source ends in `.toml` or names a file, else for the
+    /// named system; then the `--param` overrides.
+    pub(crate) fn spec(&self) -> Result<RecipeSpec> {
+        let path = Path::new(&self.source);
+        let mut spec = if self.source.ends_with(".toml") || path.is_file() {
+            RecipeSpec::from_toml_file(path)?
+        } else {
+            RecipeSpec::for_system(self.source.parse::<SystemName>()?)
+        };
+        spec.params.extend(self.params.iter().cloned());
+        Ok(spec)
     }
 }
 
 /// Parses `NAME=VALUE` for `--param`.
-pub(crate) fn parse_param(s: &str) -> std::result::Result<(String, f64), String> {
+fn parse_param(s: &str) -> std::result::Result<(String, f64), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Dataset, DatasetMeta};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ensure_non_negative, ensure_positive};
 use crate::progress::{Progress, Scaled};
 use crate::systems::integrate::{Tolerances, advance, sample};
 use crate::systems::{Params, SystemName, perturbed_state};
@@ -122,11 +122,11 @@ impl RecipeSpec {
 impl Recipe {
     /// Checks every field; returns the first bad one as [`Error::InvalidConfig`].
     pub fn validate(&self) -> Result<()> {
-        positive("dt", self.dt)?;
-        positive("rtol", self.rtol)?;
-        positive("atol", self.atol)?;
-        non_negative("transient", self.transient)?;
-        non_negative("perturbation", self.perturbation)?;
+        ensure_positive("dt", self.dt)?;
+        ensure_positive("rtol", self.rtol)?;
+        ensure_positive("atol", self.atol)?;
+        ensure_non_negative("transient", self.transient)?;
+        ensure_non_negative("perturbation", self.perturbation)?;
         if self.samples == 0 {
             return Err(Error::config("samples", "must be at least 1"));
         }
@@ -134,7 +134,7 @@ impl Recipe {
             return Err(Error::config("horizon", "must be at least 1 step"));
         }
         if let Some(l) = self.lyapunov {
-            positive("lyapunov", l)?;
+            ensure_positive("lyapunov", l)?;
         }
         self.system.build(&self.params).map(|_| ())
     }
@@ -145,28 +145,6 @@ impl Recipe {
             rtol: self.rtol,
             atol: self.atol,
         }
-    }
-}
-
-fn positive(field: &str, value: f64) -> Result<()> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::config(
-            field,
-            format!("must be a positive number, got {value}"),
-        ))
-    }
-}
-
-fn non_negative(field: &str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::config(
-            field,
-            format!("must be zero or positive, got {value}"),
-        ))
     }
 }
 

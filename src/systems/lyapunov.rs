@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::integrate::{Tolerances, advance};
 use super::{OdeSystem, Params, SystemName, perturbed_state};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ensure_non_negative, ensure_positive};
 use crate::progress::{NoProgress, Progress};
 
 /// Settings of the Lyapunov estimator.
@@ -57,16 +57,12 @@ impl LyapunovConfig {
 
     /// Checks every field; returns the first bad one.
     pub fn validate(&self) -> Result<()> {
-        positive("tau", self.tau)?;
-        positive("duration", self.duration)?;
-        positive("rtol", self.rtol)?;
-        positive("atol", self.atol)?;
-        if !(self.transient.is_finite() && self.transient >= 0.0) {
-            return Err(Error::config("transient", "must be zero or positive"));
-        }
-        if !(self.perturbation.is_finite() && self.perturbation >= 0.0) {
-            return Err(Error::config("perturbation", "must be zero or positive"));
-        }
+        ensure_positive("tau", self.tau)?;
+        ensure_positive("duration", self.duration)?;
+        ensure_positive("rtol", self.rtol)?;
+        ensure_positive("atol", self.atol)?;
+        ensure_non_negative("transient", self.transient)?;
+        ensure_non_negative("perturbation", self.perturbation)?;
         if self.seeds == 0 {
             return Err(Error::config("seeds", "must be at least 1"));
         }
@@ -77,17 +73,6 @@ impl LyapunovConfig {
             ));
         }
         Ok(())
-    }
-}
-
-fn positive(field: &str, value: f64) -> Result<()> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::config(
-            field,
-            format!("must be a positive number, got {value}"),
-        ))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The real binary in a temporary folder: generate, info, lyapunov, and every bad input.
 
 use std::path::Path;
+
+use crate::files_in;
 use std::process::{Command, Output};
 
 fn chaoscast(dir: &Path, args: &[&str]) -> Output {
@@ -13,15 +15,6 @@ fn chaoscast(dir: &Path, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use crate::files_in;
+
 use chaoscast::data::store::sidecar_path;
 use chaoscast::prelude::*;
 
@@ -12,15 +14,6 @@ fn small(system: SystemName, seed: u64) -> Dataset {
     spec.transient = Some(5.0);
     spec.horizon = Some(7);
     generate(&spec.resolve().unwrap(), &NoProgress).unwrap()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -158,7 +151,10 @@ fn persistence_on_the_thomas_recipe_is_about_0_84() {
     use chaoscast::metrics::{VPT_THRESHOLD, persistence};
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/thomas.toml");
-    let recipe = RecipeSpec::from_toml_file(&path).unwrap().resolve().unwrap();
+    let recipe = RecipeSpec::from_toml_file(&path)
+        .unwrap()
+        .resolve()
+        .unwrap();
     let data = generate(&recipe, &NoProgress).unwrap();
     let spec = WindowSpec {
         lookback: DEFAULT_LOOKBACK,
@@ -170,7 +166,15 @@ fn persistence_on_the_thomas_recipe_is_about_0_84() {
     let sets = chronological_windows(data.len(), spec, fractions).unwrap();
     let [train, _, _] = chronological_split(data.len(), fractions).unwrap();
     let norm = Normalizer::fit(&data.values[train.start * 3..train.end * 3], 3).unwrap();
-    let r = persistence(&data.values, &sets.test, spec, &norm.std, VPT_THRESHOLD, None).unwrap();
+    let r = persistence(
+        &data.values,
+        &sets.test,
+        spec,
+        &norm.std,
+        VPT_THRESHOLD,
+        None,
+    )
+    .unwrap();
     assert_eq!(r.windows, 1000 - 191 + 1);
     assert!((0.78..0.90).contains(&r.nrmse_median), "{r:?}");
     assert!(r.vpt_median_steps < 41.0);
