@@ -21,6 +21,7 @@
 pub mod data;
 pub mod error;
 pub mod metrics;
+pub mod models;
 pub mod plots;
 pub mod progress;
 pub mod systems;

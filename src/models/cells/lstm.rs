@@ -1,0 +1,65 @@
+//! The LSTM cell (Hochreiter & Schmidhuber 1997, PyTorch's gate order i, f, g, o):
+//!
+//! [i, f, g, o] = x_t·W_x + h_{t−1}·W_h + b,  c_t = σ(f)⊙c_{t−1} + σ(i)⊙tanh(g),
+//! h_t = σ(o)⊙tanh(c_t).
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use rand_chacha::ChaCha8Rng;
+
+use super::step;
+use crate::models::init;
+
+/// An LSTM layer with fused gate weights.
+#[derive(Module, Debug)]
+pub struct LstmCell<B: Backend> {
+    /// Input weights `[inputs, 4·hidden]`, gate blocks i, f, g, o.
+    pub input: Param<Tensor<B, 2>>,
+    /// Recurrent weights `[hidden, 4·hidden]`.
+    pub recurrent: Param<Tensor<B, 2>>,
+    /// Gate bias `[4·hidden]` (zero at initialisation).
+    pub bias: Param<Tensor<B, 1>>,
+    hidden: usize,
+}
+
+impl<B: Backend> LstmCell<B> {
+    /// A cell with weights from U(−1/√hidden, 1/√hidden) (PyTorch's default) and zero bias.
+    pub fn new(rng: &mut ChaCha8Rng, inputs: usize, hidden: usize, device: &B::Device) -> Self {
+        let bound = 1.0 / (hidden as f64).sqrt();
+        Self {
+            input: init::uniform(rng, [inputs, 4 * hidden], bound, device),
+            recurrent: init::uniform(rng, [hidden, 4 * hidden], bound, device),
+            bias: init::zeros([4 * hidden], device),
+            hidden,
+        }
+    }
+
+    /// Runs over a sequence from a zero state.
+    ///
+    /// `x`: `[batch, steps, inputs]` → every hidden state, `[batch, steps, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, steps, inputs] = x.dims();
+        let device = x.device();
+        let gates_in = x
+            .reshape([batch * steps, inputs])
+            .matmul(self.input.val())
+            .add(self.bias.val().unsqueeze_dim::<2>(0))
+            .reshape([batch, steps, 4 * self.hidden]);
+        let recurrent = self.recurrent.val();
+        let mut h = Tensor::<B, 2>::zeros([batch, self.hidden], &device);
+        let mut c = Tensor::<B, 2>::zeros([batch, self.hidden], &device);
+        let mut outputs = Vec::with_capacity(steps);
+        for k in 0..steps {
+            let gates = step(&gates_in, k) + h.matmul(recurrent.clone());
+            let [i, f, g, o]: [Tensor<B, 2>; 4] = gates
+                .chunk(4, 1)
+                .try_into()
+                .expect("four gate blocks should split evenly");
+            c = sigmoid(f) * c + sigmoid(i) * g.tanh();
+            h = sigmoid(o) * c.clone().tanh();
+            outputs.push(h.clone());
+        }
+        Tensor::stack(outputs, 1)
+    }
+}
