@@ -1,0 +1,210 @@
+//! Transformer encoder forecaster (SPEC.md §4): input projection, sinusoidal positional encoding,
+//! encoder layers, pooling (the last token or the mean), and a linear head to the whole horizon.
+//!
+//! Dropout (default 0) draws its masks from the backend's RNG, not yet from a seeded host
+//! generator; with dropout 0 the model is fully determined by its seed.
+
+use burn::module::Module;
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{Initializer, Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::init::HostInit;
+// `Result` stays unimported: burn's Config derive refers to it unqualified.
+use crate::error::Error;
+
+/// How the encoder's outputs become one vector per window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The last token's output.
+    Last,
+    /// The mean over all tokens.
+    Mean,
+}
+
+/// Builds a [`TransformerForecaster`].
+#[derive(Config, Debug)]
+pub struct TransformerConfig {
+    /// Variables in and out (D).
+    pub vars: usize,
+    /// Predicted steps (H).
+    pub horizon: usize,
+    /// Model width (default 128).
+    #[config(default = 128)]
+    pub d_model: usize,
+    /// Attention heads; must divide `d_model` (default 4).
+    #[config(default = 4)]
+    pub heads: usize,
+    /// Encoder layers (default 2).
+    #[config(default = 2)]
+    pub layers: usize,
+    /// Feed-forward width (default 256).
+    #[config(default = 256)]
+    pub d_ff: usize,
+    /// Dropout probability (default 0).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Pooling of the encoder outputs (default: the last token).
+    #[config(default = "Pooling::Last")]
+    pub pooling: Pooling,
+    /// Seed of the weight initialisation (default 0).
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl TransformerConfig {
+    /// Checks every field; returns the first bad one.
+    pub fn validate(&self) -> crate::Result<()> {
+        for (field, value) in [
+            ("vars", self.vars),
+            ("horizon", self.horizon),
+            ("d_model", self.d_model),
+            ("heads", self.heads),
+            ("layers", self.layers),
+            ("d_ff", self.d_ff),
+        ] {
+            if value == 0 {
+                return Err(Error::config(field, "must be at least 1"));
+            }
+        }
+        if !self.d_model.is_multiple_of(self.heads) {
+            return Err(Error::config(
+                "heads",
+                format!(
+                    "{} heads do not divide d_model = {}",
+                    self.heads, self.d_model
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config("dropout", "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// Builds the model with weights from the seeded host generator and zero biases.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<TransformerForecaster<B>> {
+        self.validate()?;
+        let linear = |d_in, d_out| {
+            LinearConfig::new(d_in, d_out)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
+        let model = TransformerForecaster {
+            input: linear(self.vars, self.d_model),
+            position: PositionalEncodingConfig::new(self.d_model).init(device),
+            encoder: TransformerEncoderConfig::new(
+                self.d_model,
+                self.d_ff,
+                self.heads,
+                self.layers,
+            )
+            .with_dropout(self.dropout)
+            .with_initializer(Initializer::Zeros)
+            .init(device),
+            head: linear(self.d_model, self.horizon * self.vars),
+            pooling: self.pooling == Pooling::Mean,
+            vars: self.vars,
+            horizon: self.horizon,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        Ok(model.map(&mut HostInit { rng: &mut rng }))
+    }
+}
+
+/// The transformer encoder forecaster.
+#[derive(Module, Debug)]
+pub struct TransformerForecaster<B: Backend> {
+    /// Input projection `[vars, d_model]`.
+    pub input: Linear<B>,
+    /// Sinusoidal positional encoding.
+    pub position: PositionalEncoding<B>,
+    /// The encoder layers.
+    pub encoder: TransformerEncoder<B>,
+    /// Output head `[d_model, horizon·vars]`.
+    pub head: Linear<B>,
+    pooling: bool,
+    vars: usize,
+    horizon: usize,
+}
+
+impl<B: Backend> TransformerForecaster<B> {
+    /// `x`: `[batch, lookback, vars]` → forecast `[batch, horizon, vars]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, steps, _] = x.dims();
+        let tokens = self.position.forward(self.input.forward(x));
+        let encoded = self.encoder.forward(TransformerEncoderInput::new(tokens));
+        let width = encoded.dims()[2];
+        let pooled = if self.pooling {
+            encoded.mean_dim(1).reshape([batch, width])
+        } else {
+            encoded.narrow(1, steps - 1, 1).reshape([batch, width])
+        };
+        self.head
+            .forward(pooled)
+            .reshape([batch, self.horizon, self.vars])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn shapes_for_both_poolings_and_seeded_weights() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 3>::from_data(
+            TensorData::new(
+                (0..60).map(|i| (i as f32 * 0.1).cos()).collect(),
+                [2, 10, 3],
+            ),
+            &device,
+        );
+        for pooling in [Pooling::Last, Pooling::Mean] {
+            let cfg = TransformerConfig::new(3, 4)
+                .with_d_model(16)
+                .with_d_ff(32)
+                .with_pooling(pooling);
+            let a = cfg.init::<Flex>(&device).unwrap();
+            let b = cfg.init::<Flex>(&device).unwrap();
+            let ya = a.forward(x.clone());
+            assert_eq!(ya.dims(), [2, 4, 3]);
+            let (va, vb) = (
+                ya.into_data().to_vec::<f32>().unwrap(),
+                b.forward(x.clone()).into_data().to_vec::<f32>().unwrap(),
+            );
+            assert_eq!(va, vb, "same seed, same model");
+            assert!(va.iter().any(|v| *v != 0.0), "weights were drawn");
+        }
+        let bias = TransformerConfig::new(3, 4)
+            .init::<Flex>(&device)
+            .unwrap()
+            .head
+            .bias
+            .unwrap();
+        assert!(
+            bias.val()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .all(|v| *v == 0.0)
+        );
+    }
+
+    #[test]
+    fn heads_must_divide_the_width() {
+        let err = TransformerConfig::new(3, 4)
+            .with_heads(3)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("heads"), "{err}");
+    }
+}
