@@ -25,6 +25,7 @@ pub mod models;
 pub mod plots;
 pub mod progress;
 pub mod systems;
+pub mod train;
 
 pub use error::{Error, Result};
 

@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod systems;
+mod train;
 
 /// The sorted file names in a folder.
 pub fn files_in(dir: &std::path::Path) -> Vec<String> {
