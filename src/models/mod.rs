@@ -41,6 +41,24 @@ impl ModelConfig {
         }
     }
 
+    /// Variables in and out (D).
+    pub fn vars(&self) -> usize {
+        match self {
+            ModelConfig::Recurrent(c) => c.vars,
+            ModelConfig::Fdn(c) => c.vars,
+            ModelConfig::Transformer(c) => c.vars,
+        }
+    }
+
+    /// Predicted steps (H).
+    pub fn horizon(&self) -> usize {
+        match self {
+            ModelConfig::Recurrent(c) => c.horizon,
+            ModelConfig::Fdn(c) => c.horizon,
+            ModelConfig::Transformer(c) => c.horizon,
+        }
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> crate::Result<()> {
         match self {

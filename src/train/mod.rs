@@ -3,3 +3,4 @@
 
 pub mod asam;
 pub mod schedule;
+pub mod trainer;

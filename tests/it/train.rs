@@ -75,3 +75,47 @@ fn every_model_overfits_a_tiny_dataset_with_asam_and_sgd() {
         );
     }
 }
+
+fn thomas(samples: usize) -> chaoscast::data::Dataset {
+    use chaoscast::prelude::*;
+    let mut spec = RecipeSpec::for_system(SystemName::Thomas);
+    spec.samples = Some(samples);
+    generate(&spec.resolve().unwrap(), &NoProgress).unwrap()
+}
+
+#[test]
+fn training_loop_learns_and_keeps_the_best_epoch() {
+    use chaoscast::train::trainer::{Silent, TrainConfig, train};
+    let data = thomas(2000);
+    let model = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 10).with_hidden(16));
+    let mut cfg = TrainConfig::new(model);
+    cfg.lookback = 30;
+    cfg.batch_size = 64;
+    cfg.epochs = 6;
+    let outcome = train::<A>(&cfg, &data, &Default::default(), &mut Silent).unwrap();
+    let h = &outcome.history;
+    assert_eq!(h.len(), 6);
+    assert!(h[5].train_loss < h[0].train_loss / 2.0, "{h:?}");
+    assert!(h[5].val_nrmse < h[0].val_nrmse, "{h:?}");
+    let best = h.iter().map(|m| m.val_nrmse).fold(f64::INFINITY, f64::min);
+    assert_eq!(h[outcome.best_epoch - 1].val_nrmse, best);
+}
+
+#[test]
+fn a_diverging_run_stops_naming_epoch_and_step() {
+    use chaoscast::train::trainer::{Silent, TrainConfig, train};
+    let data = thomas(600);
+    let model = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8));
+    let mut cfg = TrainConfig::new(model);
+    cfg.lookback = 20;
+    cfg.batch_size = 32;
+    cfg.lr = 1e12;
+    let err = train::<A>(&cfg, &data, &Default::default(), &mut Silent)
+        .err()
+        .expect("a learning rate of 1e12 should diverge");
+    let text = err.to_string();
+    assert!(
+        text.contains("training loss became non-finite at epoch 1, step"),
+        "{text}"
+    );
+}
