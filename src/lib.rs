@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod models;
 pub mod plots;
 pub mod progress;
+pub mod run;
 pub mod systems;
 pub mod train;
 

@@ -1,10 +1,12 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file; none of the library
 //! knows about flags, progress bars or exit codes.
 
+mod eval;
 mod generate;
 mod info;
 mod lyapunov;
 mod progress;
+mod train;
 
 use std::path::Path;
 
@@ -42,6 +44,10 @@ enum Command {
     Lyapunov(lyapunov::Args),
     /// Print a dataset's recipe and per-variable statistics.
     Info(info::Args),
+    /// Train a forecaster (lstm, gru, fdn, transformer) on a dataset and write a run folder.
+    Train(train::Args),
+    /// Score a run's best model on the test split: report.json and plots in the run folder.
+    Eval(eval::Args),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -63,6 +69,8 @@ pub fn run() -> Result<()> {
         Command::Generate(args) => generate::run(args, cli.quiet),
         Command::Lyapunov(args) => lyapunov::run(args, cli.quiet),
         Command::Info(args) => info::run(args),
+        Command::Train(args) => train::run(args, cli.quiet),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

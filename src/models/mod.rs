@@ -18,6 +18,48 @@ pub use fdn::{Fdn, FdnConfig};
 pub use recurrent::{CellKind, RecurrentConfig, RecurrentForecaster};
 pub use transformer::{Pooling, TransformerConfig, TransformerForecaster};
 
+/// The four model families by their command-line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// LSTM with attention.
+    Lstm,
+    /// GRU with attention.
+    Gru,
+    /// FDN.
+    Fdn,
+    /// Transformer encoder.
+    Transformer,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "lstm" => Ok(ModelKind::Lstm),
+            "gru" => Ok(ModelKind::Gru),
+            "fdn" => Ok(ModelKind::Fdn),
+            "transformer" => Ok(ModelKind::Transformer),
+            other => Err(crate::Error::config(
+                "model",
+                format!("'{other}' is not a model; use lstm, gru, fdn or transformer"),
+            )),
+        }
+    }
+}
+
+/// Model sizes: `small` for quick CPU runs, `paper` for the paper's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// LSTM/GRU hidden 64; FDN 32 channels; transformer width 32, 2 layers.
+    Small,
+    /// LSTM/GRU hidden 512; FDN 125 channels; transformer width 128, 2 layers (the paper gives
+    /// no transformer size).
+    Paper,
+}
+
 /// The configuration of any model; `init` builds the matching [`Model`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "family", rename_all = "lowercase")]
@@ -31,6 +73,44 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// A preset model for `vars` variables, `lookback` input and `horizon` output steps.
+    pub fn preset(
+        kind: ModelKind,
+        preset: Preset,
+        vars: usize,
+        lookback: usize,
+        horizon: usize,
+    ) -> Self {
+        let small = preset == Preset::Small;
+        match kind {
+            ModelKind::Lstm | ModelKind::Gru => {
+                let cell = if kind == ModelKind::Lstm {
+                    CellKind::Lstm
+                } else {
+                    CellKind::Gru
+                };
+                ModelConfig::Recurrent(
+                    RecurrentConfig::new(cell, vars, horizon).with_hidden(if small {
+                        64
+                    } else {
+                        512
+                    }),
+                )
+            }
+            ModelKind::Fdn => ModelConfig::Fdn(
+                FdnConfig::new(vars, lookback, horizon).with_channels(if small { 32 } else { 125 }),
+            ),
+            ModelKind::Transformer => {
+                let (d_model, d_ff) = if small { (32, 64) } else { (128, 256) };
+                ModelConfig::Transformer(
+                    TransformerConfig::new(vars, horizon)
+                        .with_d_model(d_model)
+                        .with_d_ff(d_ff),
+                )
+            }
+        }
+    }
+
     /// The model's short name: `lstm`, `gru`, `fdn` or `transformer`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -133,15 +133,24 @@ pub struct EpochMetrics {
 }
 
 /// Receives progress; the library never prints.
-pub trait Observer {
-    /// Called after every epoch with its numbers and the maximum epoch count.
-    fn epoch_done(&mut self, _metrics: &EpochMetrics, _epochs: usize) {}
+pub trait Observer<B: AutodiffBackend> {
+    /// Called after every epoch with the history so far, the maximum epoch count, and the model
+    /// when this epoch's validation NRMSE is the best yet (to checkpoint it). An error stops the
+    /// run.
+    fn epoch_done(
+        &mut self,
+        _history: &[EpochMetrics],
+        _epochs: usize,
+        _improved: Option<&Model<B>>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An observer that ignores everything.
 pub struct Silent;
 
-impl Observer for Silent {}
+impl<B: AutodiffBackend> Observer<B> for Silent {}
 
 /// The result of a run.
 pub struct TrainOutcome<B: AutodiffBackend> {
@@ -225,7 +234,7 @@ pub fn train<B: AutodiffBackend>(
     cfg: &TrainConfig,
     data: &Dataset,
     device: &B::Device,
-    observer: &mut dyn Observer,
+    observer: &mut dyn Observer<B>,
 ) -> Result<TrainOutcome<B>> {
     cfg.validate()?;
     let vars = data.vars();
@@ -297,12 +306,13 @@ pub fn train<B: AutodiffBackend>(
             lr,
             seconds: start.elapsed().as_secs_f64(),
         };
-        observer.epoch_done(&metrics, cfg.epochs);
         history.push(metrics);
         let improved = best.as_ref().is_none_or(|(b, _, _)| val_nrmse < *b);
         if improved {
             best = Some((val_nrmse, epoch, model.clone()));
-        } else if best
+        }
+        observer.epoch_done(&history, cfg.epochs, improved.then_some(&model))?;
+        if best
             .as_ref()
             .is_some_and(|(_, e, _)| epoch - e >= cfg.patience)
         {
@@ -316,6 +326,13 @@ pub fn train<B: AutodiffBackend>(
         history,
         normalizer,
     })
+}
+
+/// The z-score statistics of the dataset's training split (the first 80 %).
+pub fn training_normalizer(data: &Dataset) -> Result<Normalizer> {
+    let vars = data.vars();
+    let [rows, _, _] = chronological_split(data.len(), SplitFractions::default())?;
+    Normalizer::fit(&data.values[rows.start * vars..rows.end * vars], vars)
 }
 
 /// Validation MSE (z-scored) and median NRMSE (de-normalised) over `starts`.

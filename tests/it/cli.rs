@@ -225,3 +225,80 @@ fn bad_input_gives_one_line_and_no_file() {
     );
     assert_eq!(files_in(dir.path()), before);
 }
+
+#[test]
+fn train_then_eval_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = chaoscast(
+        d,
+        &[
+            "generate",
+            "thomas",
+            "--samples",
+            "700",
+            "--horizon",
+            "5",
+            "-o",
+            "t.parquet",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let train = [
+        "train",
+        "--data",
+        "t.parquet",
+        "--model",
+        "gru",
+        "--lookback",
+        "20",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--output",
+        "run",
+        "-q",
+    ];
+    let out = chaoscast(d, &train);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("trained gru for 2 epochs"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A second run into the same folder needs --force.
+    let again = chaoscast(d, &train);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("--force"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let out = chaoscast(d, &["eval", "run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/report.json")).unwrap()).unwrap();
+    for key in ["nrmse_median", "nrmse_mean", "vpt_median_steps"] {
+        assert!(
+            report[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {report}"
+        );
+    }
+    for file in [
+        "config.json",
+        "metrics.csv",
+        "model.mpk",
+        "loss.png",
+        "nrmse.png",
+        "forecast_1.png",
+    ] {
+        assert!(d.join("run").join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "header + 2 epochs");
+}

@@ -1,0 +1,149 @@
+//! Run folders: what `chaoscast train` writes and `eval` reads back.
+//!
+//! A run folder holds `config.json` (the training config, the dataset's path and recipe, the
+//! normalisation statistics, versions), `metrics.csv` (one line per epoch), and `model.mpk` (the
+//! best model so far, Burn's named MessagePack record, device-independent). Every file is
+//! written under a temporary name and renamed into place.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetMeta;
+use crate::data::normalize::Normalizer;
+use crate::data::store::AtomicFile;
+use crate::error::{Error, Result};
+use crate::models::Model;
+use crate::train::trainer::{EpochMetrics, TrainConfig};
+
+/// Version of the run-folder layout.
+pub const RUN_FORMAT_VERSION: u32 = 1;
+
+/// Everything needed to rebuild and evaluate a trained model, saved as `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Run-folder layout version ([`RUN_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The chaoscast version that trained it.
+    pub chaoscast_version: String,
+    /// The training configuration (model included).
+    pub train: TrainConfig,
+    /// The dataset file trained on.
+    pub data_path: PathBuf,
+    /// The dataset's recipe and provenance.
+    pub data: DatasetMeta,
+    /// Variable names, in model order.
+    pub names: Vec<String>,
+    /// The training split's statistics.
+    pub normalizer: Normalizer,
+}
+
+/// Paths inside a run folder.
+pub fn config_path(run: &Path) -> PathBuf {
+    run.join("config.json")
+}
+
+/// The epoch log.
+pub fn metrics_path(run: &Path) -> PathBuf {
+    run.join("metrics.csv")
+}
+
+/// The best model.
+pub fn model_path(run: &Path) -> PathBuf {
+    run.join("model.mpk")
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (out, mut file) = AtomicFile::create(path)?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", path, e))?;
+    out.commit(file)
+}
+
+impl RunConfig {
+    /// Saves `config.json`.
+    pub fn save(&self, run: &Path) -> Result<()> {
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| Error::storage(config_path(run), e))?;
+        write_atomic(&config_path(run), json.as_bytes())
+    }
+
+    /// Loads `config.json` from a run folder.
+    pub fn load(run: &Path) -> Result<Self> {
+        let path = config_path(run);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let cfg: Self = serde_json::from_str(&text)
+            .map_err(|e| Error::storage(&path, format!("not a chaoscast run config ({e})")))?;
+        if cfg.format_version != RUN_FORMAT_VERSION {
+            return Err(Error::storage(
+                &path,
+                format!(
+                    "run format {} is not the supported {RUN_FORMAT_VERSION}",
+                    cfg.format_version
+                ),
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
+/// Saves a model as `model.mpk`.
+pub fn save_model<B: Backend>(model: Model<B>, run: &Path) -> Result<()> {
+    let path = model_path(run);
+    let bytes = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+        .record(model.into_record(), ())
+        .map_err(|e| Error::storage(&path, format!("cannot encode the model ({e})")))?;
+    write_atomic(&path, &bytes)
+}
+
+/// Builds the run's model on `device` and loads its saved weights.
+pub fn load_model<B: Backend>(cfg: &RunConfig, run: &Path, device: &B::Device) -> Result<Model<B>> {
+    let path = model_path(run);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+        .load(bytes, device)
+        .map_err(|e| Error::storage(&path, format!("not a model of this run ({e})")))?;
+    Ok(cfg.train.model.init::<B>(device)?.load_record(record))
+}
+
+/// Writes the epoch log as CSV.
+pub fn save_metrics(history: &[EpochMetrics], run: &Path) -> Result<()> {
+    let mut csv = String::from("epoch,train_loss,val_loss,val_nrmse,lr,seconds\n");
+    for m in history {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            m.epoch, m.train_loss, m.val_loss, m.val_nrmse, m.lr, m.seconds
+        ));
+    }
+    write_atomic(&metrics_path(run), csv.as_bytes())
+}
+
+/// Reads the epoch log back.
+pub fn load_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
+    let path = metrics_path(run);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| -> Result<f64> {
+                f.get(i)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| Error::storage(&path, format!("bad line '{line}'")))
+            };
+            Ok(EpochMetrics {
+                epoch: num(0)? as usize,
+                train_loss: num(1)?,
+                val_loss: num(2)?,
+                val_nrmse: num(3)?,
+                lr: num(4)?,
+                seconds: num(5)?,
+            })
+        })
+        .collect()
+}
