@@ -130,5 +130,13 @@ pub(crate) fn ensure_non_negative(field: &str, value: f64) -> Result<()> {
     }
 }
 
+/// Checks that every named count is at least 1; returns the first that is not.
+pub(crate) fn ensure_counts(fields: &[(&str, usize)]) -> Result<()> {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((field, _)) => Err(Error::config(*field, "must be at least 1")),
+        None => Ok(()),
+    }
+}
+
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -91,7 +91,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         norm.denormalize(&mut out);
         preds.extend(out);
     }
-    let dt_lambda = data.meta.exponent().map(|l| l * data.meta.recipe.dt);
+    let dt_lambda = data.meta.dt_lambda();
     let report = evaluate(
         &preds,
         &truths,

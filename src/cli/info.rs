@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use chaoscast::data::normalize::Normalizer;
 use chaoscast::data::window::{
-    DEFAULT_LOOKBACK, SplitFractions, WindowSpec, chronological_split, chronological_windows,
+    DEFAULT_LOOKBACK, SplitFractions, WindowSpec, chronological_windows,
 };
 use chaoscast::data::{Dataset, Format, read_dataset};
 use chaoscast::metrics::{VPT_THRESHOLD, persistence};
+use chaoscast::train::trainer::training_normalizer;
 
 use super::shown;
 
@@ -101,18 +101,13 @@ fn persistence_line(data: &Dataset) {
         horizon,
         stride: 1,
     };
-    let fractions = SplitFractions::default();
-    let (Ok(sets), Ok([train, _, _])) = (
-        chronological_windows(data.len(), spec, fractions),
-        chronological_split(data.len(), fractions),
+    let (Ok(sets), Ok(norm)) = (
+        chronological_windows(data.len(), spec, SplitFractions::default()),
+        training_normalizer(data),
     ) else {
         return;
     };
-    let vars = data.vars();
-    let Ok(norm) = Normalizer::fit(&data.values[train.start * vars..train.end * vars], vars) else {
-        return;
-    };
-    let dt_lambda = data.meta.exponent().map(|l| l * data.meta.recipe.dt);
+    let dt_lambda = data.meta.dt_lambda();
     if let Ok(r) = persistence(
         &data.values,
         &sets.test,

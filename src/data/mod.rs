@@ -74,6 +74,11 @@ impl DatasetMeta {
         Ok(h)
     }
 
+    /// λ·Δt, which converts steps into Lyapunov times, when the exponent is known.
+    pub fn dt_lambda(&self) -> Option<f64> {
+        self.exponent().map(|l| l * self.recipe.dt)
+    }
+
     /// The exponent to use: the measured one if present, else the recipe's.
     pub fn exponent(&self) -> Option<f64> {
         self.lyapunov

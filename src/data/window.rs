@@ -37,15 +37,11 @@ impl WindowSpec {
 
     /// Checks that every size is at least 1.
     pub fn validate(&self) -> Result<()> {
-        for (field, value) in [
+        crate::error::ensure_counts(&[
             ("lookback", self.lookback),
             ("horizon", self.horizon),
             ("stride", self.stride),
-        ] {
-            if value == 0 {
-                return Err(Error::config(field, "must be at least 1"));
-            }
-        }
+        ])?;
         Ok(())
     }
 }

@@ -51,16 +51,12 @@ impl FdnConfig {
 
     /// Checks every field; returns the first bad one.
     pub fn validate(&self) -> crate::Result<()> {
-        for (field, value) in [
+        crate::error::ensure_counts(&[
             ("vars", self.vars),
             ("horizon", self.horizon),
             ("channels", self.channels),
             ("blocks", self.blocks),
-        ] {
-            if value == 0 {
-                return Err(Error::config(field, "must be at least 1"));
-            }
-        }
+        ])?;
         if self.kernel.is_multiple_of(2) {
             return Err(Error::config(
                 "kernel",

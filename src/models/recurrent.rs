@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::attention::LastStateAttention;
 use super::cells::{GruCell, LstmCell, RecurrentCell};
 use super::init;
-// `Result` stays unimported: burn's Config derive refers to it unqualified.
-use crate::error::Error;
 
 /// Which recurrent cell a forecaster uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,16 +45,12 @@ pub struct RecurrentConfig {
 impl RecurrentConfig {
     /// Checks every size; returns the first bad one.
     pub fn validate(&self) -> crate::Result<()> {
-        for (field, value) in [
+        crate::error::ensure_counts(&[
             ("vars", self.vars),
             ("horizon", self.horizon),
             ("hidden", self.hidden),
             ("layers", self.layers),
-        ] {
-            if value == 0 {
-                return Err(Error::config(field, "must be at least 1"));
-            }
-        }
+        ])?;
         Ok(())
     }
 

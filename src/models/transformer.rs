@@ -61,18 +61,14 @@ pub struct TransformerConfig {
 impl TransformerConfig {
     /// Checks every field; returns the first bad one.
     pub fn validate(&self) -> crate::Result<()> {
-        for (field, value) in [
+        crate::error::ensure_counts(&[
             ("vars", self.vars),
             ("horizon", self.horizon),
             ("d_model", self.d_model),
             ("heads", self.heads),
             ("layers", self.layers),
             ("d_ff", self.d_ff),
-        ] {
-            if value == 0 {
-                return Err(Error::config(field, "must be at least 1"));
-            }
-        }
+        ])?;
         if !self.d_model.is_multiple_of(self.heads) {
             return Err(Error::config(
                 "heads",

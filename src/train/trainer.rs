@@ -102,11 +102,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.windows().validate()?;
-        for (field, value) in [("batch_size", self.batch_size), ("epochs", self.epochs)] {
-            if value == 0 {
-                return Err(Error::config(field, "must be at least 1"));
-            }
-        }
+        crate::error::ensure_counts(&[("batch_size", self.batch_size), ("epochs", self.epochs)])?;
         ensure_positive("lr", self.lr)?;
         ensure_non_negative("lr_min", self.lr_min)?;
         ensure_non_negative("momentum", self.momentum)?;
