@@ -21,8 +21,8 @@ use clap::Subcommand;
 #[command(
     name = "chaoscast",
     version,
-    about = "Chaotic benchmark data: generate trajectories of chaotic systems, store them with \
-             their recipe, measure Lyapunov exponents",
+    about = "Forecast chaotic systems: generate benchmark data with its recipe, measure Lyapunov \
+             exponents, train and evaluate neural forecasters",
     long_about = None
 )]
 #[command(allow_negative_numbers = true)]
