@@ -20,6 +20,7 @@
 
 pub mod data;
 pub mod error;
+pub mod forecaster;
 pub mod metrics;
 pub mod models;
 pub mod plots;

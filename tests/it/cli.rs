@@ -302,3 +302,83 @@ fn train_then_eval_round_trip() {
     let metrics = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "header + 2 epochs");
 }
+
+/// `Forecaster::predict` on a trained run equals the model's own forward pass on the same
+/// window, de-normalised; rollout continues it.
+#[test]
+fn forecaster_predict_equals_model_forward() {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use chaoscast::forecaster::Forecaster;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = chaoscast(
+        d,
+        &[
+            "generate",
+            "lorenz63",
+            "--samples",
+            "600",
+            "--horizon",
+            "4",
+            "-o",
+            "l.parquet",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let train = [
+        "train",
+        "--data",
+        "l.parquet",
+        "--model",
+        "lstm",
+        "--lookback",
+        "16",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--output",
+        "run",
+        "-q",
+    ];
+    assert!(chaoscast(d, &train).status.success());
+
+    let f = Forecaster::load(d.join("run")).unwrap();
+    assert_eq!((f.lookback(), f.horizon(), f.vars()), (16, 4, 3));
+    let data = chaoscast::data::read_dataset(&d.join("l.parquet")).unwrap();
+    let history: Vec<Vec<f32>> = (100..116)
+        .map(|i| data.row(i).iter().map(|v| *v as f32).collect())
+        .collect();
+    let got = f.predict(&history).unwrap();
+    assert_eq!((got.len(), got[0].len()), (4, 3));
+
+    // The same window through the model by hand.
+    let cfg = chaoscast::run::RunConfig::load(&d.join("run")).unwrap();
+    let mut x: Vec<f64> = history.iter().flatten().map(|v| f64::from(*v)).collect();
+    cfg.normalizer.normalize(&mut x);
+    let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let input = Tensor::<Flex, 3>::from_data(TensorData::new(x, [1, 16, 3]), &Default::default());
+    let mut y = f
+        .model()
+        .forward(input)
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .unwrap();
+    cfg.normalizer.denormalize(&mut y);
+    for (a, b) in got.iter().flatten().zip(&y) {
+        assert!(
+            (f64::from(*a) - b).abs() < 1e-4 * (1.0 + b.abs()),
+            "{a} vs {b}"
+        );
+    }
+    let long = f.rollout(&history, 10).unwrap();
+    assert_eq!(long.len(), 10);
+    assert_eq!(long[..4], got[..]);
+    assert!(f.predict(&history[..5]).is_err());
+}

@@ -1,0 +1,111 @@
+//! The embedding API: load a trained run and forecast from plain `f32` rows, with no Burn types
+//! in sight. Normalisation happens inside; the model runs on the CPU.
+//!
+//! ```no_run
+//! let forecaster = chaoscast::forecaster::Forecaster::load("runs/lstm")?;
+//! let history: Vec<Vec<f32>> = vec![vec![0.0; forecaster.vars()]; forecaster.lookback()];
+//! let next = forecaster.predict(&history)?; // horizon rows of vars values
+//! # Ok::<(), chaoscast::Error>(())
+//! ```
+
+use std::path::Path;
+
+use burn::backend::Flex;
+use burn::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::models::Model;
+use crate::run::{RunConfig, load_model};
+
+/// A trained model with its normalisation, ready to forecast.
+pub struct Forecaster {
+    model: Model<Flex>,
+    config: RunConfig,
+}
+
+impl Forecaster {
+    /// Loads a run folder written by `chaoscast train`.
+    pub fn load(run: impl AsRef<Path>) -> Result<Self> {
+        let run = run.as_ref();
+        let config = RunConfig::load(run)?;
+        let model = load_model::<Flex>(&config, run, &Default::default())?;
+        Ok(Self { model, config })
+    }
+
+    /// Rows the model reads (L).
+    pub fn lookback(&self) -> usize {
+        self.config.train.lookback
+    }
+
+    /// Rows one forecast returns (H).
+    pub fn horizon(&self) -> usize {
+        self.config.train.model.horizon()
+    }
+
+    /// Values per row.
+    pub fn vars(&self) -> usize {
+        self.config.names.len()
+    }
+
+    /// The variables' names, in row order.
+    pub fn names(&self) -> &[String] {
+        &self.config.names
+    }
+
+    /// Forecasts the next `horizon` rows from the last `lookback` rows of `history`.
+    pub fn predict(&self, history: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let (l, d) = (self.lookback(), self.vars());
+        if history.len() < l {
+            return Err(Error::ShapeMismatch {
+                what: "forecast history".into(),
+                expected: format!("at least {l} rows"),
+                got: format!("{} rows", history.len()),
+            });
+        }
+        let recent = &history[history.len() - l..];
+        if let Some(row) = recent.iter().find(|r| r.len() != d) {
+            return Err(Error::ShapeMismatch {
+                what: "forecast history row".into(),
+                expected: format!("{d} values ({})", self.names().join(", ")),
+                got: format!("{} values", row.len()),
+            });
+        }
+        let mut x: Vec<f64> = recent.iter().flatten().map(|v| f64::from(*v)).collect();
+        let norm = &self.config.normalizer;
+        norm.normalize(&mut x);
+        let x: Vec<f32> = x.into_iter().map(|v| v as f32).collect();
+        let input =
+            Tensor::<Flex, 3>::from_data(TensorData::new(x, [1, l, d]), &Default::default());
+        let out = self
+            .model
+            .forward(input)
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .map_err(|e| Error::config("model output", format!("could not be read ({e:?})")))?;
+        let mut out = out;
+        norm.denormalize(&mut out);
+        Ok(out
+            .chunks_exact(d)
+            .map(|row| row.iter().map(|v| *v as f32).collect())
+            .collect())
+    }
+
+    /// Forecasts `steps` rows by feeding forecasts back as history, `horizon` rows at a time.
+    pub fn rollout(&self, history: &[Vec<f32>], steps: usize) -> Result<Vec<Vec<f32>>> {
+        let mut context = history.to_vec();
+        let mut out = Vec::with_capacity(steps);
+        while out.len() < steps {
+            let next = self.predict(&context)?;
+            context.extend(next.iter().cloned());
+            out.extend(next);
+        }
+        out.truncate(steps);
+        Ok(out)
+    }
+
+    /// The model itself, for callers that work with Burn tensors.
+    pub fn model(&self) -> &Model<Flex> {
+        &self.model
+    }
+}
