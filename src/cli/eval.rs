@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use burn::backend::Flex;
-use burn::prelude::*;
 use chaoscast::data::read_dataset;
 use chaoscast::data::window::{SplitFractions, chronological_windows};
 use chaoscast::metrics::{ForecastReport, VPT_THRESHOLD, evaluate, persistence};
 use chaoscast::plots;
 use chaoscast::run::{RunConfig, load_metrics, load_model, write_atomic};
+use chaoscast::train::trainer::ScaledWindows;
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -63,34 +63,18 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
     let vars = data.vars();
     let norm = &cfg.normalizer;
-    let mut scaled = data.values.clone();
-    norm.normalize(&mut scaled);
-    let mut preds = Vec::with_capacity(sets.test.len() * spec.horizon * vars);
-    let mut truths = Vec::with_capacity(preds.capacity());
-    for batch in sets.test.chunks(256) {
-        let mut x = Vec::with_capacity(batch.len() * spec.lookback * vars);
-        for &s in batch {
-            x.extend(
-                scaled[s * vars..(s + spec.lookback) * vars]
-                    .iter()
-                    .map(|v| *v as f32),
-            );
+    let mut preds =
+        ScaledWindows::new(&data, norm, spec).forecast(&model, &sets.test, 256, &device)?;
+    norm.denormalize(&mut preds);
+    let truths: Vec<f64> = sets
+        .test
+        .iter()
+        .flat_map(|&s| {
             let first = s + spec.lookback;
-            truths.extend_from_slice(&data.values[first * vars..(first + spec.horizon) * vars]);
-        }
-        let x = Tensor::<Flex, 3>::from_data(
-            TensorData::new(x, [batch.len(), spec.lookback, vars]),
-            &device,
-        );
-        let out = model
-            .forward(x)
-            .into_data()
-            .convert::<f64>()
-            .to_vec::<f64>();
-        let mut out = out.map_err(|e| anyhow::anyhow!("cannot read the forecast back: {e:?}"))?;
-        norm.denormalize(&mut out);
-        preds.extend(out);
-    }
+            &data.values[first * vars..(first + spec.horizon) * vars]
+        })
+        .copied()
+        .collect();
     let dt_lambda = data.meta.dt_lambda();
     let report = evaluate(
         &preds,

@@ -160,14 +160,59 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     pub normalizer: Normalizer,
 }
 
-/// Windows of a z-scored series as tensors.
-struct Windows {
+/// A z-scored series cut into forecast windows: batches for training, forecasts for scoring.
+pub struct ScaledWindows {
     values: Vec<f32>,
     vars: usize,
     spec: WindowSpec,
 }
 
-impl Windows {
+impl ScaledWindows {
+    /// z-scores `data` with `normalizer` (as `f32`, what the models read).
+    pub fn new(data: &Dataset, normalizer: &Normalizer, spec: WindowSpec) -> Self {
+        let mut scaled = data.values.clone();
+        normalizer.normalize(&mut scaled);
+        Self {
+            values: scaled.iter().map(|v| *v as f32).collect(),
+            vars: data.vars(),
+            spec,
+        }
+    }
+
+    /// The model's z-scored forecasts for the windows at `starts`, row-major
+    /// (`starts.len() × horizon × vars`), computed `batch_size` windows at a time.
+    pub fn forecast<B: Backend>(
+        &self,
+        model: &Model<B>,
+        starts: &[usize],
+        batch_size: usize,
+        device: &B::Device,
+    ) -> Result<Vec<f64>> {
+        let mut preds = Vec::with_capacity(starts.len() * self.spec.horizon * self.vars);
+        for batch in starts.chunks(batch_size) {
+            let (x, _) = self.batch::<B>(batch, device);
+            let p = model
+                .forward(x)
+                .into_data()
+                .convert::<f64>()
+                .to_vec::<f64>();
+            preds.extend(p.map_err(|e| {
+                Error::config("model output", format!("could not be read back ({e:?})"))
+            })?);
+        }
+        Ok(preds)
+    }
+
+    /// The z-scored targets of the windows at `starts`, row-major.
+    fn targets(&self, starts: &[usize]) -> Vec<f64> {
+        let (l, h, d) = (self.spec.lookback, self.spec.horizon, self.vars);
+        starts
+            .iter()
+            .flat_map(|&s| &self.values[(s + l) * d..(s + l + h) * d])
+            .map(|v| f64::from(*v))
+            .collect()
+    }
+
     /// Inputs `[n, L, D]` and targets `[n, H, D]` for the windows at `starts`.
     fn batch<B: Backend>(
         &self,
@@ -244,18 +289,8 @@ pub fn train<B: AutodiffBackend>(
     let spec = cfg.windows();
     let fractions = SplitFractions::default();
     let sets = chronological_windows(data.len(), spec, fractions)?;
-    let [train_rows, _, _] = chronological_split(data.len(), fractions)?;
-    let normalizer = Normalizer::fit(
-        &data.values[train_rows.start * vars..train_rows.end * vars],
-        vars,
-    )?;
-    let mut scaled = data.values.clone();
-    normalizer.normalize(&mut scaled);
-    let windows = Windows {
-        values: scaled.iter().map(|v| *v as f32).collect(),
-        vars,
-        spec,
-    };
+    let normalizer = training_normalizer(data)?;
+    let windows = ScaledWindows::new(data, &normalizer, spec);
 
     let mut model = cfg.model.init::<B>(device)?;
     let mut optim = Optim::<B>::new(cfg);
@@ -334,31 +369,14 @@ pub fn training_normalizer(data: &Dataset) -> Result<Normalizer> {
 /// Validation MSE (z-scored) and median NRMSE (de-normalised) over `starts`.
 fn validate<B: Backend>(
     model: &Model<B>,
-    windows: &Windows,
+    windows: &ScaledWindows,
     starts: &[usize],
     normalizer: &Normalizer,
     batch_size: usize,
     device: &B::Device,
 ) -> Result<(f64, f64)> {
-    let mut preds = Vec::new();
-    let mut truths = Vec::new();
-    for batch in starts.chunks(batch_size) {
-        let (x, y) = windows.batch::<B>(batch, device);
-        let p = model
-            .forward(x)
-            .into_data()
-            .convert::<f64>()
-            .to_vec::<f64>();
-        let t = y.into_data().convert::<f64>().to_vec::<f64>();
-        let (Ok(p), Ok(t)) = (p, t) else {
-            return Err(Error::config(
-                "model output",
-                "could not be read back as numbers",
-            ));
-        };
-        preds.extend(p);
-        truths.extend(t);
-    }
+    let mut preds = windows.forecast(model, starts, batch_size, device)?;
+    let mut truths = windows.targets(starts);
     let mse = preds
         .iter()
         .zip(&truths)
