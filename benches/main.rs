@@ -4,6 +4,10 @@
 //! paper dataset (10,000 samples, rtol = atol = 1e-10) takes several seconds per iteration;
 //! `benches/compare_scipy.py` times the same job in scipy.
 
+/// The same allocator as the binary, so training here behaves as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use chaoscast::data::store::{Format, write_dataset};

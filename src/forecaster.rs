@@ -47,6 +47,16 @@ impl Forecaster {
         self.config.names.len()
     }
 
+    /// The sampling interval Δt of the data the model was trained on.
+    pub fn dt(&self) -> f64 {
+        self.config.data.recipe.dt
+    }
+
+    /// The run's configuration (training settings, dataset recipe, normalisation).
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
     /// The variables' names, in row order.
     pub fn names(&self) -> &[String] {
         &self.config.names

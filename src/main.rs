@@ -4,6 +4,12 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: training allocates and frees many short-lived
+/// tensors per step, and glibc's malloc hands large blocks back to the kernel each time (measured:
+/// 40 % of a training epoch was system time).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,8 +2,9 @@
 //!
 //! A run folder holds `config.json` (the training config, the dataset's path and recipe, the
 //! normalisation statistics, versions), `metrics.csv` (one line per epoch), and `model.mpk` (the
-//! best model so far, Burn's named MessagePack record, device-independent). Every file is
-//! written under a temporary name and renamed into place.
+//! best model so far, Burn's named MessagePack record, device-independent) and `checkpoint.bin`
+//! (everything `train --resume` needs, see [`crate::train::checkpoint`]). Every file is written
+//! under a temporary name and renamed into place.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetMeta;
@@ -18,7 +20,8 @@ use crate::data::normalize::Normalizer;
 use crate::data::store::AtomicFile;
 use crate::error::{Error, Result};
 use crate::models::Model;
-use crate::train::trainer::{EpochMetrics, TrainConfig};
+use crate::train::checkpoint;
+use crate::train::trainer::{EpochMetrics, TrainConfig, TrainState};
 
 /// Version of the run-folder layout.
 pub const RUN_FORMAT_VERSION: u32 = 1;
@@ -57,6 +60,11 @@ pub fn model_path(run: &Path) -> PathBuf {
     run.join("model.mpk")
 }
 
+/// The latest checkpoint.
+pub fn checkpoint_path(run: &Path) -> PathBuf {
+    run.join("checkpoint.bin")
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let (out, mut file) = AtomicFile::create(path)?;
@@ -75,13 +83,17 @@ impl RunConfig {
 
     /// Loads `config.json` from a run folder.
     pub fn load(run: &Path) -> Result<Self> {
-        let path = config_path(run);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        Self::load_file(&config_path(run))
+    }
+
+    /// Loads a run config from any path.
+    pub fn load_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
         let cfg: Self = serde_json::from_str(&text)
-            .map_err(|e| Error::storage(&path, format!("not a chaoscast run config ({e})")))?;
+            .map_err(|e| Error::storage(path, format!("not a chaoscast run config ({e})")))?;
         if cfg.format_version != RUN_FORMAT_VERSION {
             return Err(Error::storage(
-                &path,
+                path,
                 format!(
                     "run format {} is not the supported {RUN_FORMAT_VERSION}",
                     cfg.format_version
@@ -108,7 +120,33 @@ pub fn load_model<B: Backend>(cfg: &RunConfig, run: &Path, device: &B::Device) -
     let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
         .load(bytes, device)
         .map_err(|e| Error::storage(&path, format!("not a model of this run ({e})")))?;
-    Ok(cfg.train.model.init::<B>(device)?.load_record(record))
+    cfg.train
+        .model
+        .init::<B>(device)?
+        .load_checked(record, "model in model.mpk")
+}
+
+/// Saves the checkpoint of a run configured by `cfg`.
+pub fn save_checkpoint<B: AutodiffBackend>(
+    state: &TrainState<B>,
+    cfg: &TrainConfig,
+    run: &Path,
+) -> Result<()> {
+    write_atomic(&checkpoint_path(run), &checkpoint::encode(state, cfg)?)
+}
+
+/// Loads a run's checkpoint onto `device`.
+pub fn load_checkpoint<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    run: &Path,
+    device: &B::Device,
+) -> Result<TrainState<B>> {
+    let path = checkpoint_path(run);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+    checkpoint::decode(&bytes, cfg, device).map_err(|e| match e {
+        Error::InvalidConfig { reason, .. } => Error::storage(&path, reason),
+        other => other,
+    })
 }
 
 /// Writes the epoch log as CSV.

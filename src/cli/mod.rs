@@ -5,6 +5,7 @@ mod eval;
 mod generate;
 mod info;
 mod lyapunov;
+mod predict;
 mod progress;
 mod train;
 
@@ -48,6 +49,8 @@ enum Command {
     Train(train::Args),
     /// Score a run's best model on the test split: report.json and plots in the run folder.
     Eval(eval::Args),
+    /// Forecast from a history file (CSV or Parquet) with a trained run.
+    Predict(predict::Args),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -71,6 +74,7 @@ pub fn run() -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Train(args) => train::run(args, cli.quiet),
         Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
     }
 }
 

@@ -1,41 +1,62 @@
-//! `chaoscast train`: train a forecaster on a dataset file and write a run folder.
+//! `chaoscast train`: train a forecaster on a dataset and write a run folder, or resume one.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use burn::backend::{Autodiff, Flex};
-use chaoscast::data::read_dataset;
-use chaoscast::models::{Model, ModelConfig, ModelKind, Preset};
-use chaoscast::run::{RUN_FORMAT_VERSION, RunConfig, save_metrics, save_model};
+use burn::tensor::backend::AutodiffBackend;
+use chaoscast::data::{Dataset, read_dataset};
+use chaoscast::models::{ModelConfig, ModelKind, Preset};
+use chaoscast::run::{
+    RUN_FORMAT_VERSION, RunConfig, load_checkpoint, save_checkpoint, save_metrics, save_model,
+};
 use chaoscast::train::asam::Sharpness;
 use chaoscast::train::trainer::{
-    EpochMetrics, Observer, OptimizerKind, TrainConfig, train, training_normalizer,
+    Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
+    training_normalizer,
 };
-
-type Train = Autodiff<Flex>;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  \
+#[command(after_help = "Examples:\n  \
     chaoscast generate datasets/thomas.toml -o thomas.parquet\n  \
-    chaoscast train --data thomas.parquet --model lstm --preset small --epochs 10 --output runs/lstm\n\n\
-    Flags override the preset. The run folder gets config.json, metrics.csv and model.mpk (the\n\
-    best model by validation NRMSE, saved whenever it improves).")]
+    chaoscast train --data thomas.parquet --model lstm --preset small --epochs 10 --output runs/lstm\n  \
+    chaoscast train --resume runs/lstm --epochs 20       # continue from the last checkpoint\n  \
+    chaoscast train --config runs/lstm/config.json --seed 1 -o runs/lstm-seed1   # same run, new seed\n  \
+    chaoscast train --data l96.parquet --vars 'X*' --model gru -o runs/gru-slow  # slow variables only\n\n\
+    Flags override the config file, which overrides the preset. --config takes a TOML file whose keys\n\
+    are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
+    batch-size, lr, optimizer, sam, patience, stride, vars, output), or a run's config.json to repeat\n\
+    that run exactly. The run folder gets config.json first, then every epoch metrics.csv and\n\
+    checkpoint.bin (model, optimizer state, history: what --resume needs), and model.mpk (the best\n\
+    model by validation NRMSE) whenever it improves.")]
 pub(crate) struct Args {
     /// Dataset file written by `chaoscast generate`.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
     /// Model family: lstm, gru, fdn or transformer.
     #[arg(long)]
-    model: String,
-    /// Sizes and epochs: small (CPU-friendly, 20 epochs) or paper (400 epochs).
-    #[arg(long, default_value = "small", value_parser = ["small", "paper"])]
-    preset: String,
+    model: Option<String>,
+    /// Sizes and epochs: small (CPU-friendly, 20 epochs) or paper (400 epochs) [default: small].
+    #[arg(long, value_parser = ["small", "paper"])]
+    preset: Option<String>,
+    /// A TOML file of flag values, or a run's config.json.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint (with --epochs: up to that many).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "preset", "config", "output"])]
+    resume: Option<PathBuf>,
     /// Maximum epochs [default: 20 for small, 400 for paper].
     #[arg(long)]
     epochs: Option<usize>,
     /// Seed of weight initialisation and shuffling [default: 0].
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where to train: cpu, or cuda (a build with `--features cuda`) [default: cpu].
+    #[arg(long, value_parser = ["cpu", "cuda"])]
+    device: Option<String>,
     /// Input steps L [default: 150].
     #[arg(long)]
     lookback: Option<usize>,
@@ -54,113 +75,398 @@ pub(crate) struct Args {
     /// Initial learning rate [default: 0.1 for SGD, 0.001 for Adam].
     #[arg(long)]
     lr: Option<f64>,
-    /// Base optimizer.
-    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adam"])]
-    optimizer: String,
-    /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none.
-    #[arg(long, default_value = "asam", value_parser = ["asam", "sam", "none"])]
-    sam: String,
+    /// Base optimizer: sgd or adam [default: sgd].
+    #[arg(long, value_parser = ["sgd", "adam"])]
+    optimizer: Option<String>,
+    /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default: asam].
+    #[arg(long, value_parser = ["asam", "sam", "none"])]
+    sam: Option<String>,
     /// Epochs without a better validation NRMSE before stopping [default: 20].
     #[arg(long)]
     patience: Option<usize>,
+    /// Steps between the starts of training windows [default: 1].
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Variables to model, comma-separated names or prefixes ending in * (e.g. 'X*') [default: all].
+    #[arg(long, value_name = "NAMES")]
+    vars: Option<String>,
     /// Run folder to create.
     #[arg(long, short)]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// Reuse an existing, non-empty run folder.
     #[arg(long)]
     force: bool,
 }
 
+/// The settings a config file may give: the flags' names, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Settings {
+    data: Option<PathBuf>,
+    model: Option<String>,
+    preset: Option<String>,
+    epochs: Option<usize>,
+    seed: Option<u64>,
+    device: Option<String>,
+    lookback: Option<usize>,
+    horizon: Option<usize>,
+    hidden: Option<usize>,
+    layers: Option<usize>,
+    batch_size: Option<usize>,
+    lr: Option<f64>,
+    optimizer: Option<String>,
+    sam: Option<String>,
+    patience: Option<usize>,
+    stride: Option<usize>,
+    vars: Option<String>,
+    output: Option<PathBuf>,
+}
+
+impl Settings {
+    fn from_args(a: &Args) -> Self {
+        Self {
+            data: a.data.clone(),
+            model: a.model.clone(),
+            preset: a.preset.clone(),
+            epochs: a.epochs,
+            seed: a.seed,
+            device: a.device.clone(),
+            lookback: a.lookback,
+            horizon: a.horizon,
+            hidden: a.hidden,
+            layers: a.layers,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            optimizer: a.optimizer.clone(),
+            sam: a.sam.clone(),
+            patience: a.patience,
+            stride: a.stride,
+            vars: a.vars.clone(),
+            output: a.output.clone(),
+        }
+    }
+
+    /// Field by field: `self` where set, else `file`.
+    fn or(self, file: Settings) -> Self {
+        Self {
+            data: self.data.or(file.data),
+            model: self.model.or(file.model),
+            preset: self.preset.or(file.preset),
+            epochs: self.epochs.or(file.epochs),
+            seed: self.seed.or(file.seed),
+            device: self.device.or(file.device),
+            lookback: self.lookback.or(file.lookback),
+            horizon: self.horizon.or(file.horizon),
+            hidden: self.hidden.or(file.hidden),
+            layers: self.layers.or(file.layers),
+            batch_size: self.batch_size.or(file.batch_size),
+            lr: self.lr.or(file.lr),
+            optimizer: self.optimizer.or(file.optimizer),
+            sam: self.sam.or(file.sam),
+            patience: self.patience.or(file.patience),
+            stride: self.stride.or(file.stride),
+            vars: self.vars.or(file.vars),
+            output: self.output.or(file.output),
+        }
+    }
+
+    /// The flags that change the model's shape, which a run's config.json fixes.
+    fn shaping(&self) -> Option<&'static str> {
+        [
+            (self.model.is_some(), "--model"),
+            (self.preset.is_some(), "--preset"),
+            (self.lookback.is_some(), "--lookback"),
+            (self.horizon.is_some(), "--horizon"),
+            (self.hidden.is_some(), "--hidden"),
+            (self.layers.is_some(), "--layers"),
+            (self.vars.is_some(), "--vars"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
+}
+
 pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
-    let data = read_dataset(&args.data)?;
-    let horizon = data.meta.horizon(args.horizon)?;
-    let kind: ModelKind = args.model.parse()?;
-    let preset = if args.preset == "paper" {
-        Preset::Paper
-    } else {
-        Preset::Small
+    if let Some(run) = args.resume.clone() {
+        return resume_run(&run, &args, quiet);
+    }
+    let flags = Settings::from_args(&args);
+    let (settings, base) = match &args.config {
+        None => (flags, None),
+        Some(path) if path.extension().is_some_and(|e| e == "json") => {
+            let run = RunConfig::load_file(path)?;
+            if let Some(flag) = flags.shaping() {
+                bail!(
+                    "{flag} cannot change a model read from {}; write a TOML config instead",
+                    path.display()
+                );
+            }
+            (flags, Some(run))
+        }
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let file: Settings = toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot use {}: {}",
+                    path.display(),
+                    e.message().trim_end_matches('.')
+                )
+            })?;
+            (flags.or(file), None)
+        }
     };
-    let lookback = args
-        .lookback
-        .unwrap_or(chaoscast::data::window::DEFAULT_LOOKBACK);
-    let mut model = ModelConfig::preset(kind, preset, data.vars(), lookback, horizon);
-    apply_sizes(&mut model, args.hidden, args.layers, args.seed);
-    let mut cfg = TrainConfig::new(model);
-    cfg.lookback = lookback;
-    cfg.seed = args.seed;
-    cfg.epochs = args
-        .epochs
-        .unwrap_or(if preset == Preset::Small { 20 } else { 400 });
-    cfg.batch_size = args.batch_size.unwrap_or(cfg.batch_size);
-    cfg.patience = args.patience.unwrap_or(cfg.patience);
-    cfg.optimizer = if args.optimizer == "adam" {
-        OptimizerKind::Adam
-    } else {
-        OptimizerKind::Sgd
+    let Some(output) = settings.output.clone() else {
+        bail!("--output is required: the run folder to create");
     };
-    cfg.lr = args.lr.unwrap_or(if cfg.optimizer == OptimizerKind::Adam {
-        1e-3
-    } else {
-        0.1
-    });
-    cfg.sharpness = match args.sam.as_str() {
-        "none" => Sharpness::None,
-        "sam" => Sharpness::Sam { rho: 0.05 },
-        _ => Sharpness::default(),
+    let data_path = settings
+        .data
+        .clone()
+        .or_else(|| base.as_ref().map(|b| b.data_path.clone()));
+    let Some(data_path) = data_path else {
+        bail!("--data is required: a dataset file written by `chaoscast generate`");
+    };
+    let full = read_dataset(&data_path)?;
+    let names = match (&settings.vars, &base) {
+        (Some(vars), _) => full.select_names(&split_list(vars))?,
+        (None, Some(b)) => b.names.clone(),
+        (None, None) => full.names.clone(),
+    };
+    let data = full.select(&names)?;
+    let cfg = match base {
+        Some(b) => overrides(b.train, &settings),
+        None => {
+            let Some(model) = settings.model.as_deref() else {
+                bail!("--model is required: lstm, gru, fdn or transformer");
+            };
+            fresh_config(model, &settings, &data)?
+        }
     };
     cfg.validate()?;
-    prepare_folder(&args.output, args.force)?;
+    prepare_folder(&output, args.force)?;
     let run_cfg = RunConfig {
         format_version: RUN_FORMAT_VERSION,
         chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
         train: cfg.clone(),
-        data_path: std::fs::canonicalize(&args.data).unwrap_or(args.data.clone()),
+        data_path: std::fs::canonicalize(&data_path).unwrap_or(data_path.clone()),
         data: data.meta.clone(),
         names: data.names.clone(),
         normalizer: training_normalizer(&data)?,
     };
     // The config goes first, so a run that stops early still has everything eval needs.
-    run_cfg.save(&args.output)?;
-    let mut saver = RunSaver {
-        folder: args.output.clone(),
+    run_cfg.save(&output)?;
+    let device = settings.device.as_deref().unwrap_or("cpu");
+    let job = Job {
+        cfg: &cfg,
+        data: &data,
+        folder: &output,
         quiet,
-        name: cfg.model.name(),
+        resume: false,
     };
-    let outcome = train::<Train>(&cfg, &data, &Default::default(), &mut saver)?;
-    let best = &outcome.history[outcome.best_epoch - 1];
+    finish(job.on_device(device)?, &cfg, &output)
+}
+
+/// Continues a run from its checkpoint.
+fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
+    let flags = Settings::from_args(args);
+    if let Some(flag) = flags.shaping() {
+        bail!("{flag} cannot change a run being resumed");
+    }
+    for (set, flag) in [
+        (flags.seed.is_some(), "--seed"),
+        (flags.batch_size.is_some(), "--batch-size"),
+        (flags.lr.is_some(), "--lr"),
+        (flags.optimizer.is_some(), "--optimizer"),
+        (flags.sam.is_some(), "--sam"),
+        (flags.stride.is_some(), "--stride"),
+    ] {
+        if set {
+            bail!(
+                "{flag} cannot change a run being resumed (only --epochs, --patience, --data and --device can)"
+            );
+        }
+    }
+    let mut run_cfg = RunConfig::load(run)?;
+    let data_path = flags.data.clone().unwrap_or(run_cfg.data_path.clone());
+    let full = read_dataset(&data_path)?;
+    if full.meta.recipe != run_cfg.data.recipe {
+        bail!(
+            "{} is not the dataset this run was trained on (its recipe differs from the one in {}); pass the original with --data",
+            data_path.display(),
+            chaoscast::run::config_path(run).display()
+        );
+    }
+    let data = full.select(&run_cfg.names)?;
+    run_cfg.train.epochs = flags.epochs.unwrap_or(run_cfg.train.epochs);
+    run_cfg.train.patience = flags.patience.unwrap_or(run_cfg.train.patience);
+    run_cfg.train.validate()?;
+    run_cfg.save(run)?;
+    let cfg = run_cfg.train.clone();
+    let job = Job {
+        cfg: &cfg,
+        data: &data,
+        folder: run,
+        quiet,
+        resume: true,
+    };
+    finish(
+        job.on_device(flags.device.as_deref().unwrap_or("cpu"))?,
+        &cfg,
+        run,
+    )
+}
+
+/// What one training job needs, whatever the backend.
+struct Job<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    folder: &'a Path,
+    quiet: bool,
+    resume: bool,
+}
+
+/// What the command reports at the end.
+struct Summary {
+    epochs: usize,
+    best_epoch: usize,
+    best_nrmse: f64,
+}
+
+impl Job<'_> {
+    fn on_device(&self, device: &str) -> Result<Summary> {
+        match device {
+            "cuda" => self.cuda(),
+            _ => self.go::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default()),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda(&self) -> Result<Summary> {
+        self.go::<burn::backend::Autodiff<burn::backend::Cuda>>(&Default::default())
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda(&self) -> Result<Summary> {
+        bail!(
+            "this chaoscast was built without CUDA; rebuild with `CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda` or use --device cpu"
+        )
+    }
+
+    fn go<B: AutodiffBackend>(&self, device: &B::Device) -> Result<Summary> {
+        let mut saver = RunSaver::new(self.folder, self.cfg, self.quiet);
+        let outcome: TrainOutcome<B> = if self.resume {
+            let state = load_checkpoint::<B>(self.cfg, self.folder, device)?;
+            saver.resumed_at(state.epoch());
+            resume(self.cfg, self.data, device, &mut saver, state)?
+        } else {
+            train(self.cfg, self.data, device, &mut saver)?
+        };
+        saver.finish();
+        Ok(Summary {
+            epochs: outcome.history.len(),
+            best_epoch: outcome.best_epoch,
+            best_nrmse: outcome.history[outcome.best_epoch - 1].val_nrmse,
+        })
+    }
+}
+
+fn finish(summary: Summary, cfg: &TrainConfig, folder: &Path) -> Result<()> {
     println!(
         "trained {} for {} epochs; best validation NRMSE {:.4} at epoch {}; run folder {}",
         cfg.model.name(),
-        outcome.history.len(),
-        best.val_nrmse,
-        outcome.best_epoch,
-        args.output.display()
+        summary.epochs,
+        summary.best_nrmse,
+        summary.best_epoch,
+        folder.display()
     );
-    println!("next: chaoscast eval {}", args.output.display());
+    println!("next: chaoscast eval {}", folder.display());
     Ok(())
+}
+
+/// A config from the preset and the settings.
+fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig> {
+    let kind: ModelKind = model.parse()?;
+    let preset = match s.preset.as_deref() {
+        None | Some("small") => Preset::Small,
+        Some("paper") => Preset::Paper,
+        Some(other) => bail!("unknown preset '{other}'; use small or paper"),
+    };
+    let horizon = data.meta.horizon(s.horizon)?;
+    let lookback = s
+        .lookback
+        .unwrap_or(chaoscast::data::window::DEFAULT_LOOKBACK);
+    let mut model = ModelConfig::preset(kind, preset, data.vars(), lookback, horizon);
+    apply_sizes(&mut model, s.hidden, s.layers, s.seed.unwrap_or(0));
+    let mut cfg = TrainConfig::new(model);
+    cfg.lookback = lookback;
+    cfg.epochs = if preset == Preset::Small { 20 } else { 400 };
+    let mut cfg = overrides(cfg, s);
+    if s.lr.is_none() && cfg.optimizer == OptimizerKind::Adam {
+        cfg.lr = 1e-3;
+    }
+    Ok(cfg)
+}
+
+/// The settings that do not change the model's shape, applied to `cfg`.
+fn overrides(mut cfg: TrainConfig, s: &Settings) -> TrainConfig {
+    if let Some(seed) = s.seed {
+        cfg.seed = seed;
+        set_model_seed(&mut cfg.model, seed);
+    }
+    cfg.epochs = s.epochs.unwrap_or(cfg.epochs);
+    cfg.batch_size = s.batch_size.unwrap_or(cfg.batch_size);
+    cfg.patience = s.patience.unwrap_or(cfg.patience);
+    cfg.stride = s.stride.unwrap_or(cfg.stride);
+    cfg.lr = s.lr.unwrap_or(cfg.lr);
+    match s.optimizer.as_deref() {
+        Some("adam") => cfg.optimizer = OptimizerKind::Adam,
+        Some(_) => cfg.optimizer = OptimizerKind::Sgd,
+        None => {}
+    }
+    match s.sam.as_deref() {
+        Some("none") => cfg.sharpness = Sharpness::None,
+        Some("sam") => cfg.sharpness = Sharpness::Sam { rho: 0.05 },
+        Some(_) => cfg.sharpness = Sharpness::default(),
+        None => {}
+    }
+    cfg
+}
+
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn set_model_seed(model: &mut ModelConfig, seed: u64) {
+    match model {
+        ModelConfig::Recurrent(c) => c.seed = seed,
+        ModelConfig::Fdn(c) => c.seed = seed,
+        ModelConfig::Transformer(c) => c.seed = seed,
+    }
 }
 
 /// Applies `--hidden`, `--layers` and the seed to whichever model it is.
 fn apply_sizes(model: &mut ModelConfig, hidden: Option<usize>, layers: Option<usize>, seed: u64) {
+    set_model_seed(model, seed);
     match model {
         ModelConfig::Recurrent(c) => {
             c.hidden = hidden.unwrap_or(c.hidden);
             c.layers = layers.unwrap_or(c.layers);
-            c.seed = seed;
         }
         ModelConfig::Fdn(c) => {
             c.channels = hidden.unwrap_or(c.channels);
-            c.seed = seed;
         }
         ModelConfig::Transformer(c) => {
             c.d_model = hidden.unwrap_or(c.d_model);
             c.layers = layers.unwrap_or(c.layers);
-            c.seed = seed;
         }
     }
 }
 
-fn prepare_folder(folder: &PathBuf, force: bool) -> Result<()> {
+fn prepare_folder(folder: &Path, force: bool) -> Result<()> {
     if folder.is_file() {
         bail!("{} is a file, not a run folder", folder.display());
     }
@@ -170,43 +476,112 @@ fn prepare_folder(folder: &PathBuf, force: bool) -> Result<()> {
         .unwrap_or(false);
     if non_empty && !force {
         bail!(
-            "{} already holds files; pass --force to reuse it or choose another --output",
+            "{} already holds files; pass --force to reuse it, --resume to continue it, or choose another --output",
             folder.display()
         );
     }
     std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))
 }
 
-/// Writes metrics every epoch and the model whenever it improves; prints one line per epoch.
-struct RunSaver {
-    folder: PathBuf,
+/// Writes metrics and the checkpoint every epoch and the best model whenever it improves; shows a
+/// progress bar over all steps on a terminal, one line per epoch otherwise.
+struct RunSaver<'a> {
+    folder: &'a Path,
+    cfg: &'a TrainConfig,
     quiet: bool,
-    name: &'static str,
+    bar: Option<ProgressBar>,
+    start_epoch: usize,
+    last: String,
 }
 
-impl Observer<Train> for RunSaver {
+impl<'a> RunSaver<'a> {
+    fn new(folder: &'a Path, cfg: &'a TrainConfig, quiet: bool) -> Self {
+        Self {
+            folder,
+            cfg,
+            quiet,
+            bar: None,
+            start_epoch: 0,
+            last: String::new(),
+        }
+    }
+
+    fn resumed_at(&mut self, epoch: usize) {
+        self.start_epoch = epoch;
+        if !self.quiet {
+            eprintln!(
+                "resuming {} from its checkpoint after epoch {epoch}",
+                self.folder.display()
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl<B: AutodiffBackend> Observer<B> for RunSaver<'_> {
+    fn step_done(&mut self, epoch: usize, step: usize, steps: usize, loss: f64) {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let epochs = self.cfg.epochs;
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new((epochs * steps) as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{elapsed_precise}] {wide_bar} {percent:>3}% (ETA {eta})",
+                )
+                .expect("the progress template should be valid"),
+            );
+            bar.set_position((self.start_epoch * steps) as u64);
+            bar.reset_eta();
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
+        bar.set_position(((epoch - 1) * steps + step + 1) as u64);
+        bar.set_message(format!(
+            "{} epoch {epoch}/{epochs} · loss {loss:.4}{}",
+            self.cfg.model.name(),
+            self.last
+        ));
+    }
+
     fn epoch_done(
         &mut self,
-        history: &[EpochMetrics],
+        state: &TrainState<B>,
         epochs: usize,
-        improved: Option<&Model<Train>>,
+        improved: bool,
     ) -> chaoscast::Result<()> {
-        save_metrics(history, &self.folder)?;
-        if let Some(model) = improved {
-            save_model(model.clone(), &self.folder)?;
+        if improved {
+            save_model(state.best.clone(), self.folder)?;
         }
+        save_metrics(&state.history, self.folder)?;
+        save_checkpoint(state, self.cfg, self.folder)?;
+        let m = state.history.last().expect("an epoch just ended");
+        self.last = format!(
+            " · val NRMSE {:.4} (best {:.4})",
+            m.val_nrmse,
+            state.best_nrmse()
+        );
         if !self.quiet {
-            let m = history.last().expect("an epoch just ended");
-            eprintln!(
+            let line = format!(
                 "{} epoch {}/{epochs}: train loss {:.4}, validation NRMSE {:.4}{}, lr {:.2e}, {:.1} s",
-                self.name,
+                self.cfg.model.name(),
                 m.epoch,
                 m.train_loss,
                 m.val_nrmse,
-                if improved.is_some() { " (best)" } else { "" },
+                if improved { " (best)" } else { "" },
                 m.lr,
                 m.seconds
             );
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
         }
         Ok(())
     }

@@ -147,6 +147,67 @@ impl Dataset {
             .collect()
     }
 
+    /// The variables matching `patterns`, in the dataset's column order. A pattern is a name
+    /// (`x`, `X03`) or a prefix ending in `*` (`X*`: the slow variables of two-scale Lorenz-96);
+    /// each must match at least one variable.
+    pub fn select_names(&self, patterns: &[String]) -> Result<Vec<String>> {
+        let matches = |p: &str, name: &str| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        };
+        if let Some(p) = patterns
+            .iter()
+            .find(|p| !self.names.iter().any(|n| matches(p, n)))
+        {
+            let shown: Vec<&str> = self.names.iter().take(12).map(String::as_str).collect();
+            return Err(Error::config(
+                "variables",
+                format!(
+                    "'{p}' matches no variable of the dataset ({}{})",
+                    shown.join(", "),
+                    if self.names.len() > 12 { ", ..." } else { "" }
+                ),
+            ));
+        }
+        Ok(self
+            .names
+            .iter()
+            .filter(|n| patterns.iter().any(|p| matches(p, n)))
+            .cloned()
+            .collect())
+    }
+
+    /// A dataset of only the variables `names` (in that order), which must all be present.
+    pub fn select(&self, names: &[String]) -> Result<Dataset> {
+        let columns: Vec<usize> = names
+            .iter()
+            .map(|n| {
+                self.names.iter().position(|m| m == n).ok_or_else(|| {
+                    Error::config(
+                        "variables",
+                        format!(
+                            "the dataset has no variable '{n}' (it has {})",
+                            self.names.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        if columns.iter().copied().eq(0..self.vars()) {
+            return Ok(self.clone());
+        }
+        let values = (0..self.len())
+            .flat_map(|i| columns.iter().map(move |&j| (i, j)))
+            .map(|(i, j)| self.values[i * self.vars() + j])
+            .collect();
+        Ok(Dataset {
+            meta: self.meta.clone(),
+            names: names.to_vec(),
+            t: self.t.clone(),
+            values,
+        })
+    }
+
     /// Mean, standard deviation, minimum and maximum of every variable.
     pub fn stats(&self) -> Vec<VarStats> {
         self.names
@@ -190,5 +251,29 @@ mod tests {
         // λ·Δt ≈ 2 would give less than one step: at least 1.
         meta.recipe.lyapunov = Some(40.0);
         assert_eq!(meta.horizon(None).unwrap(), 1);
+    }
+
+    #[test]
+    fn selecting_variables_by_name_and_prefix() {
+        let meta = DatasetMeta::new(
+            RecipeSpec::for_system(SystemName::Thomas)
+                .resolve()
+                .unwrap(),
+        );
+        let data = Dataset {
+            meta,
+            names: vec!["X0".into(), "X1".into(), "Y0".into()],
+            t: vec![0.0, 1.0],
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        };
+        let names = data.select_names(&["X*".into()]).unwrap();
+        assert_eq!(names, ["X0", "X1"]);
+        let slow = data.select(&names).unwrap();
+        assert_eq!(slow.values, [1.0, 2.0, 4.0, 5.0]);
+        let picked = data.select(&["Y0".into(), "X0".into()]).unwrap();
+        assert_eq!(picked.values, [3.0, 1.0, 6.0, 4.0]);
+        let err = data.select_names(&["Z*".into()]).unwrap_err().to_string();
+        assert!(err.contains("'Z*' matches no variable"), "{err}");
+        assert!(data.select(&["Q".into()]).is_err());
     }
 }

@@ -172,6 +172,136 @@ pub fn read_dataset(path: &Path) -> Result<Dataset> {
     from_frame(&frame, meta, path)
 }
 
+/// A plain table of numbers: column names and row-major values, as `predict` reads and writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Column names.
+    pub names: Vec<String>,
+    /// Values, `rows × names.len()`, row-major.
+    pub values: Vec<f64>,
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.values.len() / self.names.len().max(1)
+    }
+
+    /// The columns `names` (in that order) as rows of `f32`; every name must be present.
+    pub fn rows_of(&self, names: &[String], path: &Path) -> Result<Vec<Vec<f32>>> {
+        let cols: Vec<usize> = names
+            .iter()
+            .map(|n| {
+                self.names.iter().position(|m| m == n).ok_or_else(|| {
+                    Error::storage(
+                        path,
+                        format!(
+                            "it has no column '{n}' (the model reads {})",
+                            names.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        let width = self.names.len();
+        Ok(self
+            .values
+            .chunks_exact(width)
+            .map(|row| cols.iter().map(|&j| row[j] as f32).collect())
+            .collect())
+    }
+
+    /// One column by name.
+    pub fn column(&self, name: &str) -> Option<Vec<f64>> {
+        let j = self.names.iter().position(|m| m == name)?;
+        Some(
+            self.values
+                .iter()
+                .skip(j)
+                .step_by(self.names.len())
+                .copied()
+                .collect(),
+        )
+    }
+}
+
+/// Reads any CSV (with a header) or Parquet file of numeric columns; no recipe needed.
+pub fn read_table(path: &Path) -> Result<Table> {
+    let frame = match Format::from_path(path) {
+        Format::Parquet => {
+            let file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+            ParquetReader::new(file)
+                .finish()
+                .map_err(|e| Error::storage(path, format!("not a readable Parquet file ({e})")))?
+        }
+        Format::Csv => {
+            std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+                .map_err(|e| Error::storage(path, format!("not a readable CSV file ({e})")))?
+        }
+    };
+    let bad = |reason: String| Error::storage(path, reason);
+    let names: Vec<String> = frame
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    if names.is_empty() || frame.height() == 0 {
+        return Err(bad("it has no rows or no columns".into()));
+    }
+    let mut values = vec![0.0; frame.height() * names.len()];
+    for (j, c) in frame.columns().iter().enumerate() {
+        let cast = c
+            .cast(&DataType::Float64)
+            .map_err(|e| bad(format!("column {} is not numeric ({e})", c.name())))?;
+        let col = cast.f64().map_err(|e| bad(e.to_string()))?;
+        if col.null_count() > 0 {
+            return Err(bad(format!(
+                "column {} has missing or non-numeric values",
+                c.name()
+            )));
+        }
+        for (i, v) in col.into_no_null_iter().enumerate() {
+            values[i * names.len() + j] = v;
+        }
+    }
+    Ok(Table { names, values })
+}
+
+/// Writes a table atomically as CSV or Parquet (by extension); refuses to replace an existing
+/// file unless `overwrite`.
+pub fn write_table(table: &Table, path: &Path, overwrite: bool) -> Result<()> {
+    if path.exists() && !overwrite {
+        return Err(Error::OutputExists {
+            path: path.to_path_buf(),
+        });
+    }
+    let columns: Vec<Column> = table
+        .names
+        .iter()
+        .map(|n| Column::new(n.as_str().into(), table.column(n).unwrap_or_default()))
+        .collect();
+    let mut frame = DataFrame::new(table.rows(), columns).map_err(|e| Error::storage(path, e))?;
+    let (out, mut file) = AtomicFile::create(path)?;
+    match Format::from_path(path) {
+        Format::Parquet => {
+            ParquetWriter::new(&mut file)
+                .finish(&mut frame)
+                .map_err(|e| Error::storage(path, e))?;
+        }
+        Format::Csv => {
+            CsvWriter::new(&mut file)
+                .include_header(true)
+                .finish(&mut frame)
+                .map_err(|e| Error::storage(path, e))?;
+        }
+    }
+    out.commit(file)
+}
+
 fn to_frame(ds: &Dataset) -> PolarsResult<DataFrame> {
     let mut columns = Vec::with_capacity(ds.vars() + 1);
     columns.push(Column::new("t".into(), ds.t.clone()));

@@ -11,6 +11,7 @@ pub mod init;
 pub mod recurrent;
 pub mod transformer;
 
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -179,6 +180,36 @@ impl<B: Backend> Model<B> {
             Model::Fdn(m) => m.forward(x),
             Model::Transformer(m) => m.forward(x),
         }
+    }
+
+    /// Every parameter's shape, in visiting order.
+    pub fn param_shapes(&self) -> Vec<Vec<usize>> {
+        struct Shapes(Vec<Vec<usize>>);
+        impl<B: Backend> ModuleVisitor<B> for Shapes {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                self.0.push(param.val().dims().to_vec());
+            }
+        }
+        let mut shapes = Shapes(Vec::new());
+        self.visit(&mut shapes);
+        shapes.0
+    }
+
+    /// Loads `record` into this (freshly built) model, checking that every parameter keeps its
+    /// shape: Burn itself would accept a record of another size and fail later. `what` names the
+    /// record in the error.
+    pub fn load_checked(self, record: ModelRecord<B>, what: &str) -> crate::Result<Self> {
+        let expected = self.param_shapes();
+        let loaded = self.load_record(record);
+        let got = loaded.param_shapes();
+        if got != expected {
+            return Err(crate::Error::ShapeMismatch {
+                what: format!("parameter shapes of the {what}"),
+                expected: format!("{expected:?}"),
+                got: format!("{got:?}"),
+            });
+        }
+        Ok(loaded)
     }
 }
 

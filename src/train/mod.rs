@@ -1,6 +1,7 @@
-//! Training: sharpness-aware gradients ([`asam`]) and the learning-rate schedule ([`schedule`]).
-//! The loop, checkpoints and early stopping are still to come.
+//! Training: the loop with early stopping ([`trainer`]), sharpness-aware gradients ([`asam`]),
+//! the learning-rate schedule ([`schedule`]) and resumable checkpoints ([`checkpoint`]).
 
 pub mod asam;
+pub mod checkpoint;
 pub mod schedule;
 pub mod trainer;

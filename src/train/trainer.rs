@@ -3,7 +3,10 @@
 //! no dampening (or Adam), weight decay, cosine annealing per step, MSE over the horizon, and
 //! early stopping on the validation split's median NRMSE with the best model kept.
 //!
-//! Not yet here: checkpoints and resume, the bio mechanisms, the command line.
+//! Every epoch ends with a [`TrainState`] (the model, the optimizer's state, the history and the
+//! best model) handed to the [`Observer`], which may checkpoint it; [`resume`] continues from one.
+//! Each epoch's shuffle and the backend's random stream are seeded from (seed, epoch) alone and
+//! the learning rate is a function of the step, so a resumed run repeats the uninterrupted one.
 
 use std::time::Instant;
 
@@ -14,8 +17,8 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -130,17 +133,59 @@ pub struct EpochMetrics {
 
 /// Receives progress; the library never prints.
 pub trait Observer<B: AutodiffBackend> {
-    /// Called after every epoch with the history so far, the maximum epoch count, and the model
-    /// when this epoch's validation NRMSE is the best yet (to checkpoint it). An error stops the
-    /// run.
+    /// Called after every optimizer step: 1-based epoch, 0-based step within it, steps per
+    /// epoch, and the step's training loss.
+    fn step_done(&mut self, _epoch: usize, _step: usize, _steps: usize, _loss: f64) {}
+
+    /// Called after every epoch with everything a checkpoint needs, the maximum epoch count, and
+    /// whether this epoch's validation NRMSE is the best yet. An error stops the run.
     fn epoch_done(
         &mut self,
-        _history: &[EpochMetrics],
+        _state: &TrainState<B>,
         _epochs: usize,
-        _improved: Option<&Model<B>>,
+        _improved: bool,
     ) -> Result<()> {
         Ok(())
     }
+}
+
+/// Where a run stands after a completed epoch: enough to resume it exactly.
+#[derive(Clone)]
+pub struct TrainState<B: AutodiffBackend> {
+    /// The model after the last completed epoch.
+    pub model: Model<B>,
+    /// The base optimizer's state (momentum or Adam moments), keyed by parameter id.
+    pub optimizer: OptimizerState<B>,
+    /// Every completed epoch's numbers.
+    pub history: Vec<EpochMetrics>,
+    /// The model with the best validation NRMSE so far.
+    pub best: Model<B>,
+    /// Its epoch (1-based).
+    pub best_epoch: usize,
+}
+
+impl<B: AutodiffBackend> TrainState<B> {
+    /// Completed epochs.
+    pub fn epoch(&self) -> usize {
+        self.history.len()
+    }
+
+    /// The best validation NRMSE so far.
+    pub fn best_nrmse(&self) -> f64 {
+        self.history[self.best_epoch - 1].val_nrmse
+    }
+}
+
+type SgdOptim<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, Model<B>, B>;
+type AdamOptim<B> = OptimizerAdaptor<Adam, Model<B>, B>;
+
+/// The base optimizer's state.
+#[derive(Clone)]
+pub enum OptimizerState<B: AutodiffBackend> {
+    /// SGD's momentum buffers.
+    Sgd(<SgdOptim<B> as Optimizer<Model<B>, B>>::Record),
+    /// Adam's moments.
+    Adam(<AdamOptim<B> as Optimizer<Model<B>, B>>::Record),
 }
 
 /// An observer that ignores everything.
@@ -203,6 +248,40 @@ impl ScaledWindows {
         Ok(preds)
     }
 
+    /// Autoregressive forecasts of `steps` rows for the windows at `starts` (z-scored,
+    /// row-major, `starts.len() × steps × vars`): each forecast of H rows is appended to the
+    /// window and the model reads the last L rows again, until `steps` rows exist.
+    pub fn rollout<B: Backend>(
+        &self,
+        model: &Model<B>,
+        starts: &[usize],
+        steps: usize,
+        batch_size: usize,
+        device: &B::Device,
+    ) -> Result<Vec<f64>> {
+        let (l, d) = (self.spec.lookback, self.vars);
+        let mut out = Vec::with_capacity(starts.len() * steps * d);
+        for batch in starts.chunks(batch_size) {
+            let (mut context, _) = self.batch::<B>(batch, device);
+            let mut pieces = Vec::new();
+            let mut made = 0;
+            while made < steps {
+                let next = model.forward(context.clone());
+                made += next.dims()[1];
+                context = Tensor::cat(vec![context, next.clone()], 1);
+                let len = context.dims()[1];
+                context = context.narrow(1, len - l, l);
+                pieces.push(next);
+            }
+            let all = Tensor::cat(pieces, 1).narrow(1, 0, steps);
+            let values = all.into_data().convert::<f64>().to_vec::<f64>();
+            out.extend(values.map_err(|e| {
+                Error::config("model output", format!("could not be read back ({e:?})"))
+            })?);
+        }
+        Ok(out)
+    }
+
     /// The z-scored targets of the windows at `starts`, row-major.
     fn targets(&self, starts: &[usize]) -> Vec<f64> {
         let (l, h, d) = (self.spec.lookback, self.spec.horizon, self.vars);
@@ -234,8 +313,8 @@ impl ScaledWindows {
 }
 
 enum Optim<B: AutodiffBackend> {
-    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, Model<B>, B>),
-    Adam(OptimizerAdaptor<Adam, Model<B>, B>),
+    Sgd(SgdOptim<B>),
+    Adam(AdamOptim<B>),
 }
 
 impl<B: AutodiffBackend> Optim<B> {
@@ -268,6 +347,24 @@ impl<B: AutodiffBackend> Optim<B> {
             Optim::Adam(o) => o.step(lr, model, grads),
         }
     }
+
+    fn state(&self) -> OptimizerState<B> {
+        match self {
+            Optim::Sgd(o) => OptimizerState::Sgd(o.to_record()),
+            Optim::Adam(o) => OptimizerState::Adam(o.to_record()),
+        }
+    }
+
+    fn restore(self, state: OptimizerState<B>) -> Result<Self> {
+        match (self, state) {
+            (Optim::Sgd(o), OptimizerState::Sgd(r)) => Ok(Optim::Sgd(o.load_record(r))),
+            (Optim::Adam(o), OptimizerState::Adam(r)) => Ok(Optim::Adam(o.load_record(r))),
+            _ => Err(Error::config(
+                "optimizer",
+                "the checkpoint holds the state of another optimizer than the config names",
+            )),
+        }
+    }
 }
 
 /// Trains `cfg.model` on `data` (all its variables) and returns the best model by validation NRMSE.
@@ -278,6 +375,41 @@ pub fn train<B: AutodiffBackend>(
     observer: &mut dyn Observer<B>,
 ) -> Result<TrainOutcome<B>> {
     cfg.validate()?;
+    let model = cfg.model.init::<B>(device)?;
+    run_epochs(cfg, data, device, observer, model, Optim::new(cfg), None)
+}
+
+/// Continues a run from `state` (a checkpoint of the same `cfg` and `data`) up to `cfg.epochs`.
+/// With the same config, the result equals the uninterrupted run's.
+pub fn resume<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    device: &B::Device,
+    observer: &mut dyn Observer<B>,
+    state: TrainState<B>,
+) -> Result<TrainOutcome<B>> {
+    cfg.validate()?;
+    let optim = Optim::new(cfg).restore(state.optimizer.clone())?;
+    let model = state.model.clone();
+    run_epochs(cfg, data, device, observer, model, optim, Some(state))
+}
+
+/// The shuffle generator of `epoch`: one ChaCha8 stream per epoch, so no state carries over.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+fn run_epochs<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    device: &B::Device,
+    observer: &mut dyn Observer<B>,
+    mut model: Model<B>,
+    mut optim: Optim<B>,
+    resumed: Option<TrainState<B>>,
+) -> Result<TrainOutcome<B>> {
     let vars = data.vars();
     if cfg.model.vars() != vars {
         return Err(Error::ShapeMismatch {
@@ -292,17 +424,25 @@ pub fn train<B: AutodiffBackend>(
     let normalizer = training_normalizer(data)?;
     let windows = ScaledWindows::new(data, &normalizer, spec);
 
-    let mut model = cfg.model.init::<B>(device)?;
-    let mut optim = Optim::<B>::new(cfg);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let steps_per_epoch = sets.train.len().div_ceil(cfg.batch_size);
     let total_steps = cfg.epochs * steps_per_epoch;
-    let mut order = sets.train.clone();
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Model<B>)> = None;
-    for epoch in 1..=cfg.epochs {
+    let (mut history, mut best) = match resumed {
+        Some(state) => (state.history, Some((state.best_epoch, state.best))),
+        None => (Vec::new(), None),
+    };
+    let stopped_early = |history: &[EpochMetrics], best: &Option<(usize, Model<B>)>| {
+        best.as_ref()
+            .is_some_and(|(e, _)| history.len() - e >= cfg.patience)
+    };
+    let first = history.len() + 1;
+    for epoch in first..=cfg.epochs {
+        if stopped_early(&history, &best) {
+            break;
+        }
         let start = Instant::now();
-        order.shuffle(&mut rng);
+        let mut order = sets.train.clone();
+        order.shuffle(&mut epoch_rng(cfg.seed, epoch));
+        B::seed(device, epoch_rng(cfg.seed ^ 0x5eed, epoch).next_u64());
         let mut loss_sum = 0.0;
         let mut lr = cfg.lr;
         for (i, batch) in order.chunks(cfg.batch_size).enumerate() {
@@ -320,6 +460,7 @@ pub fn train<B: AutodiffBackend>(
             }
             loss_sum += loss * batch.len() as f64;
             model = optim.step(lr, model, grads);
+            observer.step_done(epoch, i, steps_per_epoch, loss);
         }
         let (val_loss, val_nrmse) = validate(
             &model.valid(),
@@ -329,28 +470,39 @@ pub fn train<B: AutodiffBackend>(
             cfg.batch_size,
             device,
         )?;
-        let metrics = EpochMetrics {
+        history.push(EpochMetrics {
             epoch,
             train_loss: loss_sum / sets.train.len() as f64,
             val_loss,
             val_nrmse,
             lr,
             seconds: start.elapsed().as_secs_f64(),
-        };
-        history.push(metrics);
-        let improved = best.as_ref().is_none_or(|(b, _, _)| val_nrmse < *b);
-        if improved {
-            best = Some((val_nrmse, epoch, model.clone()));
-        }
-        observer.epoch_done(&history, cfg.epochs, improved.then_some(&model))?;
-        if best
+        });
+        let improved = best
             .as_ref()
-            .is_some_and(|(_, e, _)| epoch - e >= cfg.patience)
-        {
-            break;
+            .is_none_or(|(e, _)| val_nrmse < history[*e - 1].val_nrmse);
+        if improved {
+            best = Some((epoch, model.clone()));
         }
+        let (best_epoch, best_model) = best.clone().expect("an epoch has just ended");
+        let state = TrainState {
+            model: model.clone(),
+            optimizer: optim.state(),
+            history: history.clone(),
+            best: best_model,
+            best_epoch,
+        };
+        observer.epoch_done(&state, cfg.epochs, improved)?;
     }
-    let (_, best_epoch, best) = best.expect("at least one epoch should have run");
+    let (best_epoch, best) = best.ok_or_else(|| {
+        Error::config(
+            "epochs",
+            format!(
+                "the run had already completed {} epochs; ask for more with --epochs",
+                history.len()
+            ),
+        )
+    })?;
     Ok(TrainOutcome {
         best,
         best_epoch,

@@ -1,5 +1,9 @@
 //! The one integration-test binary (each extra binary relinks Burn): modules by area.
 
+/// The same allocator as the binary, so training here behaves as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod data;
 mod systems;
