@@ -54,7 +54,7 @@ impl std::str::FromStr for ModelKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// LSTM/GRU hidden 64; FDN 32 channels; transformer width 32, 2 layers.
+    /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers.
     Small,
     /// LSTM/GRU hidden 512; FDN 125 channels; transformer width 128, 2 layers (the paper gives
     /// no transformer size).
@@ -92,7 +92,7 @@ impl ModelConfig {
                 };
                 ModelConfig::Recurrent(
                     RecurrentConfig::new(cell, vars, horizon).with_hidden(if small {
-                        64
+                        32
                     } else {
                         512
                     }),

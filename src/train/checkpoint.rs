@@ -2,7 +2,8 @@
 //! `checkpoint.bin` can be replaced atomically in one rename.
 //!
 //! Layout: the magic line `chaoscast-checkpoint 1\n`, then four length-prefixed (u64 little
-//! endian) sections: a JSON header (model config, optimizer, history, best epoch), the current
+//! endian) sections: a JSON header (chaoscast and Burn versions, normalisation statistics, model
+//! config, optimizer, history, best epoch), the current
 //! model, the optimizer state and the best model, the last three as Burn named MessagePack
 //! records (full precision, device-independent). Decoding checks the header against the run's
 //! config and every parameter's shape against the model the config builds, so a checkpoint of
@@ -14,13 +15,20 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::trainer::{EpochMetrics, OptimizerKind, OptimizerState, TrainConfig, TrainState};
+use crate::data::normalize::Normalizer;
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelConfig};
 
 const MAGIC: &[u8] = b"chaoscast-checkpoint 1\n";
 
+/// The Burn release the records are written with (pinned in Cargo.toml).
+pub const BURN_VERSION: &str = "0.21.0";
+
 #[derive(Serialize, Deserialize)]
 struct Header {
+    chaoscast_version: String,
+    burn_version: String,
+    normalizer: Normalizer,
     model: ModelConfig,
     optimizer: OptimizerKind,
     history: Vec<EpochMetrics>,
@@ -56,6 +64,9 @@ fn corrupt(why: impl Into<String>) -> Error {
 /// Encodes `state` of a run configured by `cfg`.
 pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> Result<Vec<u8>> {
     let header = Header {
+        chaoscast_version: env!("CARGO_PKG_VERSION").into(),
+        burn_version: BURN_VERSION.into(),
+        normalizer: state.normalizer.clone(),
         model: cfg.model.clone(),
         optimizer: cfg.optimizer,
         history: state.history.clone(),
@@ -146,5 +157,6 @@ pub fn decode<B: AutodiffBackend>(
         history: header.history,
         best,
         best_epoch: header.best_epoch,
+        normalizer: header.normalizer,
     })
 }

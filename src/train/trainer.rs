@@ -29,7 +29,10 @@ use crate::data::normalize::Normalizer;
 use crate::data::window::{SplitFractions, WindowSpec, chronological_split, chronological_windows};
 use crate::error::{Error, Result, ensure_non_negative, ensure_positive};
 use crate::metrics::{VPT_THRESHOLD, evaluate};
-use crate::models::{Model, ModelConfig};
+use crate::models::{Model, ModelConfig, ModelKind, Preset};
+
+/// The small preset's Adam learning rate.
+pub const SMALL_ADAM_LR: f64 = 3e-3;
 
 /// The base optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +93,27 @@ impl TrainConfig {
             patience: 20,
             seed: 0,
         }
+    }
+
+    /// A preset around a model preset: `paper` is SPEC.md §5 (SGD 0.1, batch 256, 400 epochs);
+    /// `small` is sized for a 2-core CPU: Adam at 3e-3, batch 64, 15 epochs (an LSTM of width 32
+    /// takes about a minute per epoch on the 8,000 Thomas training windows).
+    pub fn preset(
+        kind: ModelKind,
+        preset: Preset,
+        vars: usize,
+        lookback: usize,
+        horizon: usize,
+    ) -> Self {
+        let mut cfg = Self::new(ModelConfig::preset(kind, preset, vars, lookback, horizon));
+        cfg.lookback = lookback;
+        if preset == Preset::Small {
+            cfg.optimizer = OptimizerKind::Adam;
+            cfg.lr = SMALL_ADAM_LR;
+            cfg.batch_size = 64;
+            cfg.epochs = 15;
+        }
+        cfg
     }
 
     /// The window geometry.
@@ -162,6 +186,8 @@ pub struct TrainState<B: AutodiffBackend> {
     pub best: Model<B>,
     /// Its epoch (1-based).
     pub best_epoch: usize,
+    /// The training split's statistics the model sees its inputs through.
+    pub normalizer: Normalizer,
 }
 
 impl<B: AutodiffBackend> TrainState<B> {
@@ -427,6 +453,13 @@ fn run_epochs<B: AutodiffBackend>(
     let steps_per_epoch = sets.train.len().div_ceil(cfg.batch_size);
     let total_steps = cfg.epochs * steps_per_epoch;
     let (mut history, mut best) = match resumed {
+        Some(state) if state.normalizer != normalizer => {
+            return Err(Error::config(
+                "checkpoint",
+                "it was trained on data with other statistics than this dataset's training split; \
+                 resume with the dataset the run was trained on",
+            ));
+        }
         Some(state) => (state.history, Some((state.best_epoch, state.best))),
         None => (Vec::new(), None),
     };
@@ -491,6 +524,7 @@ fn run_epochs<B: AutodiffBackend>(
             history: history.clone(),
             best: best_model,
             best_epoch,
+            normalizer: normalizer.clone(),
         };
         observer.epoch_done(&state, cfg.epochs, improved)?;
     }

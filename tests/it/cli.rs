@@ -301,6 +301,188 @@ fn train_then_eval_round_trip() {
     }
     let metrics = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "header + 2 epochs");
+    let steps = std::fs::read_to_string(d.join("run/nrmse_steps.csv")).unwrap();
+    assert_eq!(
+        steps.lines().count(),
+        1 + 20,
+        "header + a rollout of 4 H = 20 steps"
+    );
+    assert_eq!(report["rollout_steps"], 20);
+
+    // Resume to 3 epochs: one more line of metrics, a checkpoint that says so.
+    let out = chaoscast(d, &["train", "--resume", "run", "--epochs", "3", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("for 3 epochs"),
+        "{}",
+        text(&out.stdout)
+    );
+    let metrics = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 4, "header + 3 epochs");
+    let cfg = chaoscast::run::RunConfig::load(&d.join("run")).unwrap();
+    assert_eq!(cfg.train.epochs, 3);
+
+    // predict: the last L rows of a plain CSV in, H rows with the same columns out.
+    let out = chaoscast(
+        d,
+        &[
+            "generate",
+            "thomas",
+            "--samples",
+            "30",
+            "--seed",
+            "4",
+            "--format",
+            "csv",
+            "-o",
+            "h.csv",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = chaoscast(
+        d,
+        &["predict", "run", "--input", "h.csv", "--output", "f.csv"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let forecast = std::fs::read_to_string(d.join("f.csv")).unwrap();
+    let lines: Vec<&str> = forecast.lines().collect();
+    assert_eq!(lines[0], "t,x,y,z");
+    assert_eq!(lines.len(), 1 + 5, "header + H rows");
+    let history = chaoscast::data::store::read_table(&d.join("h.csv")).unwrap();
+    let f = chaoscast::forecaster::Forecaster::load(d.join("run")).unwrap();
+    let expected = f
+        .predict(&history.rows_of(f.names(), &d.join("h.csv")).unwrap())
+        .unwrap();
+    let written = chaoscast::data::store::read_table(&d.join("f.csv")).unwrap();
+    let written = written.rows_of(f.names(), &d.join("f.csv")).unwrap();
+    assert_eq!(written, expected);
+    let out = chaoscast(
+        d,
+        &[
+            "predict", "run", "-i", "h.csv", "-o", "f2.csv", "--steps", "12",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(d.join("f2.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        13
+    );
+}
+
+/// Damaged checkpoints, another dataset, short histories, a CUDA request on a CPU build: one
+/// clear line each, exit code 1.
+#[test]
+fn resume_and_predict_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (seed, file) in [("0", "a.parquet"), ("1", "b.parquet")] {
+        let out = chaoscast(
+            d,
+            &[
+                "generate",
+                "thomas",
+                "--samples",
+                "500",
+                "--horizon",
+                "5",
+                "--seed",
+                seed,
+                "-o",
+                file,
+                "-q",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = chaoscast(
+        d,
+        &[
+            "train",
+            "--data",
+            "a.parquet",
+            "--model",
+            "fdn",
+            "--lookback",
+            "20",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "-o",
+            "run",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fails = |args: &[&str], needle: &str| {
+        let out = chaoscast(d, args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    };
+    fails(
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--data",
+            "b.parquet",
+            "--epochs",
+            "2",
+        ],
+        "is not the dataset this run was trained on",
+    );
+    fails(
+        &["train", "--resume", "run", "--hidden", "8"],
+        "cannot change a run being resumed",
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            "a.parquet",
+            "--model",
+            "gru",
+            "--device",
+            "cuda",
+            "-o",
+            "r2",
+        ],
+        "built without CUDA",
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            "a.parquet",
+            "--model",
+            "gru",
+            "--vars",
+            "q",
+            "-o",
+            "r3",
+        ],
+        "'q' matches no variable",
+    );
+    fails(
+        &["predict", "run", "-i", "run/metrics.csv", "-o", "x.csv"],
+        "has no column 'x'",
+    );
+
+    let ckpt = d.join("run/checkpoint.bin");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() - 100]).unwrap();
+    fails(&["train", "--resume", "run", "--epochs", "2"], "damaged");
+    std::fs::write(d.join("run/model.mpk"), b"garbage").unwrap();
+    fails(&["eval", "run"], "model.mpk");
+    assert!(!d.join("run/report.json").exists());
 }
 
 /// `Forecaster::predict` on a trained run equals the model's own forward pass on the same

@@ -119,3 +119,202 @@ fn a_diverging_run_stops_naming_epoch_and_step() {
         "{text}"
     );
 }
+
+/// Stops a run with an error after `stop_after` epochs, keeping the state of every epoch.
+struct Recorder {
+    stop_after: usize,
+    states: Vec<chaoscast::train::trainer::TrainState<A>>,
+}
+
+impl chaoscast::train::trainer::Observer<A> for Recorder {
+    fn epoch_done(
+        &mut self,
+        state: &chaoscast::train::trainer::TrainState<A>,
+        _epochs: usize,
+        _improved: bool,
+    ) -> chaoscast::Result<()> {
+        self.states.push(state.clone());
+        if state.epoch() >= self.stop_after {
+            return Err(chaoscast::Error::config("test", "interrupted on purpose"));
+        }
+        Ok(())
+    }
+}
+
+/// Every parameter value, in visiting order.
+fn weights(model: &Model<A>) -> Vec<f32> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct All(Vec<f32>);
+    impl ModuleVisitor<A> for All {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+            self.0
+                .extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut all = All(Vec::new());
+    model.visit(&mut all);
+    all.0
+}
+
+fn resume_config(
+    optimizer: chaoscast::train::trainer::OptimizerKind,
+) -> chaoscast::train::trainer::TrainConfig {
+    let model = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8));
+    let mut cfg = chaoscast::train::trainer::TrainConfig::new(model);
+    cfg.lookback = 20;
+    cfg.batch_size = 32;
+    cfg.epochs = 4;
+    cfg.optimizer = optimizer;
+    cfg.seed = 7;
+    cfg
+}
+
+/// A run interrupted after epoch 2, checkpointed to bytes and resumed, ends with the same weights,
+/// best epoch and history as the uninterrupted run (SGD with momentum and Adam, ASAM).
+#[test]
+fn resuming_from_a_checkpoint_repeats_the_uninterrupted_run() {
+    use chaoscast::train::checkpoint;
+    use chaoscast::train::trainer::{OptimizerKind, Silent, resume, train};
+    let data = thomas(500);
+    let device = Default::default();
+    for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        let cfg = resume_config(optimizer);
+        let full = train::<A>(&cfg, &data, &device, &mut Silent).unwrap();
+
+        let mut first = Recorder {
+            stop_after: 2,
+            states: Vec::new(),
+        };
+        let err = train::<A>(&cfg, &data, &device, &mut first).err().unwrap();
+        assert!(err.to_string().contains("interrupted on purpose"));
+        let bytes = checkpoint::encode(first.states.last().unwrap(), &cfg).unwrap();
+        let state = checkpoint::decode::<A>(&bytes, &cfg, &device).unwrap();
+        assert_eq!(state.epoch(), 2);
+        let mut second = Recorder {
+            stop_after: usize::MAX,
+            states: Vec::new(),
+        };
+        let resumed = resume::<A>(&cfg, &data, &device, &mut second, state).unwrap();
+
+        assert_eq!(second.states.len(), 2, "{optimizer:?}: epochs 3 and 4 ran");
+        assert_eq!(
+            weights(&second.states.last().unwrap().model),
+            weights(&first_full_model(&cfg, &data)),
+            "{optimizer:?}: final weights differ"
+        );
+        assert_eq!(weights(&resumed.best), weights(&full.best), "{optimizer:?}");
+        assert_eq!(resumed.best_epoch, full.best_epoch);
+        let nrmse = |h: &[chaoscast::train::trainer::EpochMetrics]| {
+            h.iter()
+                .map(|m| (m.train_loss, m.val_nrmse))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            nrmse(&resumed.history),
+            nrmse(&full.history),
+            "{optimizer:?}"
+        );
+    }
+}
+
+/// The final (not best) model of an uninterrupted run.
+fn first_full_model(
+    cfg: &chaoscast::train::trainer::TrainConfig,
+    data: &chaoscast::data::Dataset,
+) -> Model<A> {
+    let mut all = Recorder {
+        stop_after: usize::MAX,
+        states: Vec::new(),
+    };
+    chaoscast::train::trainer::train::<A>(cfg, data, &Default::default(), &mut all).unwrap();
+    all.states.pop().unwrap().model
+}
+
+#[test]
+fn damaged_or_mismatched_checkpoints_are_clear_errors() {
+    use chaoscast::train::checkpoint;
+    use chaoscast::train::trainer::{OptimizerKind, train};
+    let data = thomas(400);
+    let device = Default::default();
+    let mut cfg = resume_config(OptimizerKind::Sgd);
+    cfg.epochs = 1;
+    let mut rec = Recorder {
+        stop_after: usize::MAX,
+        states: Vec::new(),
+    };
+    train::<A>(&cfg, &data, &device, &mut rec).unwrap();
+    let bytes = checkpoint::encode(rec.states.last().unwrap(), &cfg).unwrap();
+    let err = |bytes: &[u8], cfg: &chaoscast::train::trainer::TrainConfig| {
+        checkpoint::decode::<A>(bytes, cfg, &device)
+            .err()
+            .expect("decoding should fail")
+            .to_string()
+    };
+
+    let truncated = err(&bytes[..bytes.len() / 2], &cfg);
+    assert!(
+        truncated.contains("damaged") && truncated.contains("ends inside"),
+        "{truncated}"
+    );
+    let foreign = err(b"PAR1 not a checkpoint", &cfg);
+    assert!(foreign.contains("checkpoint marker"), "{foreign}");
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 10;
+    flipped[last..].fill(0xff);
+    assert!(err(&flipped, &cfg).contains("damaged"));
+
+    let mut other = cfg.clone();
+    other.model =
+        ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(16));
+    assert!(err(&bytes, &other).contains("another model"));
+    let mut adam = cfg.clone();
+    adam.optimizer = OptimizerKind::Adam;
+    assert!(err(&bytes, &adam).contains("another optimizer"));
+}
+
+/// A record of another size loads into nothing: `load_checked` compares every shape.
+#[test]
+fn a_model_record_of_another_size_is_refused() {
+    use burn::module::Module;
+    let device = Default::default();
+    let small = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8));
+    let large = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(12));
+    let record = large.init::<A>(&device).unwrap().into_record();
+    let err = small
+        .init::<A>(&device)
+        .unwrap()
+        .load_checked(record, "model")
+        .expect_err("shapes differ")
+        .to_string();
+    assert!(err.contains("parameter shapes of the model"), "{err}");
+}
+
+/// The run folder kept from format 1 still loads: its model forecasts what it forecast when it
+/// was written, and its checkpoint decodes with its history.
+#[test]
+fn a_run_folder_of_format_1_still_loads() {
+    use chaoscast::data::store::read_table;
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-v1");
+    let f = chaoscast::forecaster::Forecaster::load(&run).unwrap();
+    let history = read_table(&run.join("history.csv")).unwrap();
+    let got = f
+        .predict(
+            &history
+                .rows_of(f.names(), &run.join("history.csv"))
+                .unwrap(),
+        )
+        .unwrap();
+    let expected = read_table(&run.join("expected.csv")).unwrap();
+    let expected = expected
+        .rows_of(f.names(), &run.join("expected.csv"))
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    for (a, b) in got.iter().flatten().zip(expected.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    let cfg = chaoscast::run::RunConfig::load(&run).unwrap();
+    let state =
+        chaoscast::run::load_checkpoint::<A>(&cfg.train, &run, &Default::default()).unwrap();
+    assert_eq!(state.epoch(), 2);
+    assert_eq!(state.normalizer, cfg.normalizer);
+}
