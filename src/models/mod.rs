@@ -54,7 +54,7 @@ impl std::str::FromStr for ModelKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers.
+    /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers, patches of 10 steps.
     Small,
     /// LSTM/GRU hidden 512; FDN 125 channels; transformer width 128, 2 layers (the paper gives
     /// no transformer size).
@@ -102,11 +102,12 @@ impl ModelConfig {
                 FdnConfig::new(vars, lookback, horizon).with_channels(if small { 32 } else { 125 }),
             ),
             ModelKind::Transformer => {
-                let (d_model, d_ff) = if small { (32, 64) } else { (128, 256) };
+                let (d_model, d_ff, patch) = if small { (32, 64, 10) } else { (128, 256, 1) };
                 ModelConfig::Transformer(
                     TransformerConfig::new(vars, horizon)
                         .with_d_model(d_model)
-                        .with_d_ff(d_ff),
+                        .with_d_ff(d_ff)
+                        .with_patch(patch.min(lookback)),
                 )
             }
         }

@@ -1,6 +1,10 @@
 //! Transformer encoder forecaster (SPEC.md §4): input projection, sinusoidal positional encoding,
 //! encoder layers, pooling (the last token or the mean), and a linear head to the whole horizon.
 //!
+//! A token is one time step by default; with `patch = p > 1` it is p consecutive steps of every
+//! variable (as in PatchTST, Nie et al. 2023), the oldest L mod p steps dropped, which shortens
+//! the sequence p-fold and the attention's cost p²-fold.
+//!
 //! Dropout (default 0) draws its masks from the backend's RNG, not yet from a seeded host
 //! generator; with dropout 0 the model is fully determined by its seed.
 
@@ -50,6 +54,9 @@ pub struct TransformerConfig {
     /// Dropout probability (default 0).
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Time steps per token (default 1).
+    #[config(default = 1)]
+    pub patch: usize,
     /// Pooling of the encoder outputs (default: the last token).
     #[config(default = "Pooling::Last")]
     pub pooling: Pooling,
@@ -68,6 +75,7 @@ impl TransformerConfig {
             ("heads", self.heads),
             ("layers", self.layers),
             ("d_ff", self.d_ff),
+            ("patch", self.patch),
         ])?;
         if !self.d_model.is_multiple_of(self.heads) {
             return Err(Error::config(
@@ -93,7 +101,7 @@ impl TransformerConfig {
                 .init(device)
         };
         let model = TransformerForecaster {
-            input: linear(self.vars, self.d_model),
+            input: linear(self.patch * self.vars, self.d_model),
             position: PositionalEncodingConfig::new(self.d_model).init(device),
             encoder: TransformerEncoderConfig::new(
                 self.d_model,
@@ -106,6 +114,7 @@ impl TransformerConfig {
             .init(device),
             head: linear(self.d_model, self.horizon * self.vars),
             pooling: self.pooling == Pooling::Mean,
+            patch: self.patch,
             vars: self.vars,
             horizon: self.horizon,
         };
@@ -126,6 +135,7 @@ pub struct TransformerForecaster<B: Backend> {
     /// Output head `[d_model, horizon·vars]`.
     pub head: Linear<B>,
     pooling: bool,
+    patch: usize,
     vars: usize,
     horizon: usize,
 }
@@ -133,7 +143,16 @@ pub struct TransformerForecaster<B: Backend> {
 impl<B: Backend> TransformerForecaster<B> {
     /// `x`: `[batch, lookback, vars]` → forecast `[batch, horizon, vars]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, steps, _] = x.dims();
+        let [batch, steps, vars] = x.dims();
+        let p = self.patch;
+        let x = if p > 1 {
+            let kept = steps - steps % p;
+            x.narrow(1, steps - kept, kept)
+                .reshape([batch, kept / p, p * vars])
+        } else {
+            x
+        };
+        let steps = x.dims()[1];
         let tokens = self.position.forward(self.input.forward(x));
         let encoded = self.encoder.forward(TransformerEncoderInput::new(tokens));
         let width = encoded.dims()[2];
@@ -168,6 +187,8 @@ mod tests {
                 .with_d_model(16)
                 .with_d_ff(32)
                 .with_pooling(pooling);
+            let patched = cfg.clone().with_patch(3).init::<Flex>(&device).unwrap();
+            assert_eq!(patched.forward(x.clone()).dims(), [2, 4, 3]);
             let a = cfg.init::<Flex>(&device).unwrap();
             let b = cfg.init::<Flex>(&device).unwrap();
             let ya = a.forward(x.clone());

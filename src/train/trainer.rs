@@ -129,6 +129,17 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.windows().validate()?;
+        if let ModelConfig::Transformer(t) = &self.model
+            && t.patch > self.lookback
+        {
+            return Err(Error::config(
+                "patch",
+                format!(
+                    "{} steps per token exceed the lookback of {}",
+                    t.patch, self.lookback
+                ),
+            ));
+        }
         crate::error::ensure_counts(&[("batch_size", self.batch_size), ("epochs", self.epochs)])?;
         ensure_positive("lr", self.lr)?;
         ensure_non_negative("lr_min", self.lr_min)?;
