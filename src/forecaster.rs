@@ -28,7 +28,11 @@ impl Forecaster {
     pub fn load(run: impl AsRef<Path>) -> Result<Self> {
         let run = run.as_ref();
         let config = RunConfig::load(run)?;
-        let model = load_model::<Flex>(&config, run, &Default::default())?;
+        // With weight splitting, the model computes through its grouped weights.
+        let model = crate::bio::inference_view(
+            load_model::<Flex>(&config, run, &Default::default())?,
+            &config.train.bio,
+        );
         Ok(Self { model, config })
     }
 

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bio;
 pub mod data;
 pub mod error;
 pub mod forecaster;

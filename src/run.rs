@@ -151,11 +151,11 @@ pub fn load_checkpoint<B: AutodiffBackend>(
 
 /// Writes the epoch log as CSV.
 pub fn save_metrics(history: &[EpochMetrics], run: &Path) -> Result<()> {
-    let mut csv = String::from("epoch,train_loss,val_loss,val_nrmse,lr,seconds\n");
+    let mut csv = String::from("epoch,train_loss,val_loss,val_nrmse,lr,seconds,rejuvenated\n");
     for m in history {
         csv.push_str(&format!(
-            "{},{},{},{},{},{}\n",
-            m.epoch, m.train_loss, m.val_loss, m.val_nrmse, m.lr, m.seconds
+            "{},{},{},{},{},{},{}\n",
+            m.epoch, m.train_loss, m.val_loss, m.val_nrmse, m.lr, m.seconds, m.rejuvenated
         ));
     }
     write_atomic(&metrics_path(run), csv.as_bytes())
@@ -181,6 +181,8 @@ pub fn load_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
                 val_nrmse: num(3)?,
                 lr: num(4)?,
                 seconds: num(5)?,
+                // Absent in logs written before rejuvenation existed.
+                rejuvenated: f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0),
             })
         })
         .collect()

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::backend::Flex;
+use chaoscast::bio::inference_view;
 use chaoscast::data::window::{SplitFractions, WindowSpec, chronological_windows};
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::metrics::{ForecastReport, VPT_THRESHOLD, evaluate, persistence};
@@ -53,7 +54,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
         .select(&cfg.names)
         .with_context(|| format!("{} does not fit this run", path.display()))?;
     let device = Default::default();
-    let model = load_model::<Flex>(&cfg, &args.run, &device)?;
+    let model = inference_view(
+        load_model::<Flex>(&cfg, &args.run, &device)?,
+        &cfg.train.bio,
+    );
     let spec = cfg.train.windows();
     let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
     let vars = data.vars();

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
+use chaoscast::bio::{
+    BioConfig, BioPreset, FuzzyConfig, FuzzyDistribution, RejuvenationConfig, Scope,
+    SplittingConfig,
+};
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::models::{ModelConfig, ModelKind, Preset};
 use chaoscast::run::{
@@ -28,7 +32,8 @@ use serde::Deserialize;
     chaoscast train --data l96.parquet --vars 'X*' --model gru -o runs/gru-slow  # slow variables only\n\n\
     Flags override the config file, which overrides the preset. --config takes a TOML file whose keys\n\
     are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
-    batch-size, lr, optimizer, sam, patience, stride, vars, output), or a run's config.json to repeat\n\
+    batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, wr-distance,\n\
+    wr-every, wr-one-sided, ws-groups, bio-scope, output), or a run's config.json to repeat\n\
     that run exactly. The run folder gets config.json first, then every epoch metrics.csv and\n\
     checkpoint.bin (model, optimizer state, history: what --resume needs), and model.mpk (the best\n\
     model by validation NRMSE) whenever it improves.")]
@@ -90,6 +95,32 @@ pub(crate) struct Args {
     /// Variables to model, comma-separated names or prefixes ending in * (e.g. 'X*') [default: all].
     #[arg(long, value_name = "NAMES")]
     vars: Option<String>,
+    /// Synaptic diversity preset: none, paper-tuned (FL ν = 0.5 + WR d_re = 6) or paper-default
+    /// (FL ν = 0.09, WR d_re = 14, WS Γ = 2) [default: none].
+    #[arg(long, value_parser = ["none", "paper-tuned", "paper-default"])]
+    bio: Option<String>,
+    /// Fuzzy learning rates with spread ν: factors from U(1 − ν, 1 + ν) (turns FL on).
+    #[arg(long, value_name = "NU")]
+    fl_spread: Option<f64>,
+    /// Distribution of the fuzzy factors: uniform, normal or lognormal [default: uniform].
+    #[arg(long, value_parser = ["uniform", "normal", "lognormal"])]
+    fl_dist: Option<String>,
+    /// Weight rejuvenation with distance d_re: σ = max|w| / d_re (turns WR on).
+    #[arg(long, value_name = "D_RE")]
+    wr_distance: Option<f64>,
+    /// Rejuvenate after every N optimizer steps [default: 1].
+    #[arg(long, value_name = "N")]
+    wr_every: Option<usize>,
+    /// Use the paper's one-sided rejuvenation probability ½·erfc instead of erfc.
+    #[arg(long)]
+    wr_one_sided: bool,
+    /// Weight splitting with groups of Γ adjacent outputs (turns WS on).
+    #[arg(long, value_name = "GAMMA")]
+    ws_groups: Option<usize>,
+    /// What the mechanisms reach: all (recurrent gate weights included) or reference (only linear
+    /// and convolution layers, as the authors' package) [default: all].
+    #[arg(long, value_parser = ["all", "reference"])]
+    bio_scope: Option<String>,
     /// Run folder to create.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -119,6 +150,14 @@ struct Settings {
     patience: Option<usize>,
     stride: Option<usize>,
     vars: Option<String>,
+    bio: Option<String>,
+    fl_spread: Option<f64>,
+    fl_dist: Option<String>,
+    wr_distance: Option<f64>,
+    wr_every: Option<usize>,
+    wr_one_sided: Option<bool>,
+    ws_groups: Option<usize>,
+    bio_scope: Option<String>,
     output: Option<PathBuf>,
 }
 
@@ -142,6 +181,14 @@ impl Settings {
             patience: a.patience,
             stride: a.stride,
             vars: a.vars.clone(),
+            bio: a.bio.clone(),
+            fl_spread: a.fl_spread,
+            fl_dist: a.fl_dist.clone(),
+            wr_distance: a.wr_distance,
+            wr_every: a.wr_every,
+            wr_one_sided: a.wr_one_sided.then_some(true),
+            ws_groups: a.ws_groups,
+            bio_scope: a.bio_scope.clone(),
             output: a.output.clone(),
         }
     }
@@ -166,6 +213,14 @@ impl Settings {
             patience: self.patience.or(file.patience),
             stride: self.stride.or(file.stride),
             vars: self.vars.or(file.vars),
+            bio: self.bio.or(file.bio),
+            fl_spread: self.fl_spread.or(file.fl_spread),
+            fl_dist: self.fl_dist.or(file.fl_dist),
+            wr_distance: self.wr_distance.or(file.wr_distance),
+            wr_every: self.wr_every.or(file.wr_every),
+            wr_one_sided: self.wr_one_sided.or(file.wr_one_sided),
+            ws_groups: self.ws_groups.or(file.ws_groups),
+            bio_scope: self.bio_scope.or(file.bio_scope),
             output: self.output.or(file.output),
         }
     }
@@ -234,7 +289,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
     };
     let data = full.select(&names)?;
     let cfg = match base {
-        Some(b) => overrides(b.train, &settings),
+        Some(b) => overrides(b.train, &settings)?,
         None => {
             let Some(model) = settings.model.as_deref() else {
                 bail!("--model is required: lstm, gru, fdn or transformer");
@@ -279,6 +334,17 @@ fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
         (flags.optimizer.is_some(), "--optimizer"),
         (flags.sam.is_some(), "--sam"),
         (flags.stride.is_some(), "--stride"),
+        (
+            flags.bio.is_some()
+                || flags.fl_spread.is_some()
+                || flags.fl_dist.is_some()
+                || flags.wr_distance.is_some()
+                || flags.wr_every.is_some()
+                || flags.wr_one_sided.is_some()
+                || flags.ws_groups.is_some()
+                || flags.bio_scope.is_some(),
+            "a bio flag",
+        ),
     ] {
         if set {
             bail!(
@@ -398,7 +464,7 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
     let mut cfg = TrainConfig::preset(kind, preset, data.vars(), lookback, horizon);
     apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0));
     let optimizer_before = cfg.optimizer;
-    let mut cfg = overrides(cfg, s);
+    let mut cfg = overrides(cfg, s)?;
     // A different optimizer without --lr gets that optimizer's usual rate.
     if s.lr.is_none() && cfg.optimizer != optimizer_before {
         cfg.lr = match cfg.optimizer {
@@ -410,7 +476,7 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
 }
 
 /// The settings that do not change the model's shape, applied to `cfg`.
-fn overrides(mut cfg: TrainConfig, s: &Settings) -> TrainConfig {
+fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
     if let Some(seed) = s.seed {
         cfg.seed = seed;
         set_model_seed(&mut cfg.model, seed);
@@ -431,7 +497,44 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> TrainConfig {
         Some(_) => cfg.sharpness = Sharpness::default(),
         None => {}
     }
-    cfg
+    apply_bio(&mut cfg.bio, s)?;
+    Ok(cfg)
+}
+
+/// The bio preset, then the per-mechanism settings (each turns its mechanism on).
+fn apply_bio(bio: &mut BioConfig, s: &Settings) -> Result<()> {
+    if let Some(preset) = &s.bio {
+        *bio = BioConfig::preset(preset.parse::<BioPreset>()?);
+    }
+    if s.fl_spread.is_some() || s.fl_dist.is_some() {
+        let fl = bio.fuzzy_lr.get_or_insert_with(FuzzyConfig::default);
+        fl.spread = s.fl_spread.unwrap_or(fl.spread);
+        fl.distribution = match s.fl_dist.as_deref() {
+            Some("normal") => FuzzyDistribution::Normal,
+            Some("lognormal") => FuzzyDistribution::LogNormal,
+            Some("uniform") => FuzzyDistribution::Uniform,
+            Some(other) => bail!("unknown --fl-dist '{other}'; use uniform, normal or lognormal"),
+            None => fl.distribution,
+        };
+    }
+    if s.wr_distance.is_some() || s.wr_every.is_some() || s.wr_one_sided.is_some() {
+        let wr = bio
+            .rejuvenation
+            .get_or_insert_with(RejuvenationConfig::default);
+        wr.distance = s.wr_distance.unwrap_or(wr.distance);
+        wr.every = s.wr_every.unwrap_or(wr.every);
+        wr.one_sided = s.wr_one_sided.unwrap_or(wr.one_sided);
+    }
+    if let Some(groups) = s.ws_groups {
+        bio.splitting = Some(SplittingConfig { groups });
+    }
+    match s.bio_scope.as_deref() {
+        Some("reference") => bio.scope = Scope::Reference,
+        Some("all") => bio.scope = Scope::All,
+        Some(other) => bail!("unknown --bio-scope '{other}'; use all or reference"),
+        None => {}
+    }
+    Ok(())
 }
 
 fn split_list(list: &str) -> Vec<String> {
@@ -570,8 +673,13 @@ impl<B: AutodiffBackend> Observer<B> for RunSaver<'_> {
             state.best_nrmse()
         );
         if !self.quiet {
+            let rejuvenated = if self.cfg.bio.rejuvenation.is_some() {
+                format!(", {} weights rejuvenated", m.rejuvenated)
+            } else {
+                String::new()
+            };
             let line = format!(
-                "{} epoch {}/{epochs}: train loss {:.4}, validation NRMSE {:.4}{}, lr {:.2e}, {:.1} s",
+                "{} epoch {}/{epochs}: train loss {:.4}, validation NRMSE {:.4}{}, lr {:.2e}, {:.1} s{rejuvenated}",
                 self.cfg.model.name(),
                 m.epoch,
                 m.train_loss,

@@ -15,11 +15,13 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::trainer::{EpochMetrics, OptimizerKind, OptimizerState, TrainConfig, TrainState};
+use crate::bio::fuzzy::FuzzyFactors;
 use crate::data::normalize::Normalizer;
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelConfig};
 
-const MAGIC: &[u8] = b"chaoscast-checkpoint 1\n";
+const MAGIC: &[u8] = b"chaoscast-checkpoint 2\n";
+const MAGIC_V1: &[u8] = b"chaoscast-checkpoint 1\n";
 
 /// The Burn release the records are written with (pinned in Cargo.toml).
 pub const BURN_VERSION: &str = "0.21.0";
@@ -80,8 +82,13 @@ pub fn encode<B: AutodiffBackend>(state: &TrainState<B>, cfg: &TrainConfig) -> R
         OptimizerState::Adam(r) => encode_record::<B, _>("optimizer state", r.clone())?,
     };
     let best = encode_record::<B, _>("best model", state.best.clone().into_record())?;
+    let fuzzy = state
+        .fuzzy
+        .as_ref()
+        .map(FuzzyFactors::to_bytes)
+        .unwrap_or_default();
     let mut out = MAGIC.to_vec();
-    for section in [&header, &model, &optimizer, &best] {
+    for section in [&header, &model, &optimizer, &best, &fuzzy] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
         out.extend_from_slice(section);
     }
@@ -94,11 +101,24 @@ pub fn decode<B: AutodiffBackend>(
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<TrainState<B>> {
-    let mut rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| corrupt("it does not start with the checkpoint marker"))?;
-    let mut sections = Vec::with_capacity(4);
-    for name in ["header", "model", "optimizer state", "best model"] {
+    let (mut rest, names): (&[u8], &[&str]) = if let Some(rest) = bytes.strip_prefix(MAGIC) {
+        (
+            rest,
+            &[
+                "header",
+                "model",
+                "optimizer state",
+                "best model",
+                "fuzzy factors",
+            ],
+        )
+    } else if let Some(rest) = bytes.strip_prefix(MAGIC_V1) {
+        (rest, &["header", "model", "optimizer state", "best model"])
+    } else {
+        return Err(corrupt("it does not start with the checkpoint marker"));
+    };
+    let mut sections = Vec::with_capacity(names.len());
+    for name in names {
         let (len, tail) = rest
             .split_first_chunk::<8>()
             .ok_or_else(|| corrupt(format!("it ends before the {name}")))?;
@@ -151,6 +171,10 @@ pub fn decode<B: AutodiffBackend>(
         )?),
     };
     let best = load_model("best model", sections[3])?;
+    let fuzzy = match sections.get(4) {
+        Some(bytes) if !bytes.is_empty() => Some(FuzzyFactors::from_bytes(bytes)?),
+        _ => None,
+    };
     Ok(TrainState {
         model,
         optimizer,
@@ -158,5 +182,6 @@ pub fn decode<B: AutodiffBackend>(
         best,
         best_epoch: header.best_epoch,
         normalizer: header.normalizer,
+        fuzzy,
     })
 }

@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use super::asam::{Sharpness, gradients};
 use super::schedule::cosine_lr;
+use crate::bio::coverage::Coverage;
+use crate::bio::fuzzy::{FuzzyFactors, scale_gradients};
+use crate::bio::rejuvenate::rejuvenate_model;
+use crate::bio::{BioConfig, inference_view, split};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
 use crate::data::window::{SplitFractions, WindowSpec, chronological_split, chronological_windows};
@@ -71,8 +75,12 @@ pub struct TrainConfig {
     pub sharpness: Sharpness,
     /// Epochs without a better validation NRMSE before stopping (default 20).
     pub patience: usize,
-    /// Seed of shuffling (the model's own seed initialises its weights).
+    /// Seed of shuffling, fuzzy factors and rejuvenation draws (the model's own seed
+    /// initialises its weights).
     pub seed: u64,
+    /// The synaptic-diversity mechanisms (default none).
+    #[serde(default)]
+    pub bio: BioConfig,
 }
 
 impl TrainConfig {
@@ -92,6 +100,7 @@ impl TrainConfig {
             sharpness: Sharpness::default(),
             patience: 20,
             seed: 0,
+            bio: BioConfig::default(),
         }
     }
 
@@ -145,6 +154,7 @@ impl TrainConfig {
         ensure_non_negative("lr_min", self.lr_min)?;
         ensure_non_negative("momentum", self.momentum)?;
         ensure_non_negative("weight_decay", self.weight_decay)?;
+        self.bio.validate()?;
         Ok(())
     }
 }
@@ -164,6 +174,9 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Wall time of the epoch.
     pub seconds: f64,
+    /// Weights re-drawn by rejuvenation during the epoch.
+    #[serde(default)]
+    pub rejuvenated: usize,
 }
 
 /// Receives progress; the library never prints.
@@ -199,6 +212,8 @@ pub struct TrainState<B: AutodiffBackend> {
     pub best_epoch: usize,
     /// The training split's statistics the model sees its inputs through.
     pub normalizer: Normalizer,
+    /// The fuzzy learning-rate factors, when that mechanism is on.
+    pub fuzzy: Option<FuzzyFactors>,
 }
 
 impl<B: AutodiffBackend> TrainState<B> {
@@ -463,6 +478,25 @@ fn run_epochs<B: AutodiffBackend>(
 
     let steps_per_epoch = sets.train.len().div_ceil(cfg.batch_size);
     let total_steps = cfg.epochs * steps_per_epoch;
+
+    let coverage = Coverage::of(&model, cfg.bio.scope);
+    let groups = cfg.bio.splitting.as_ref().map(|s| s.groups);
+    if let Some(g) = groups {
+        split::check(&model, &coverage, g)?;
+    }
+    let fuzzy = match (&cfg.bio.fuzzy_lr, resumed.as_ref()) {
+        (None, _) => None,
+        (Some(_), Some(state)) => Some(state.fuzzy.clone().ok_or_else(|| {
+            Error::config("checkpoint", "it holds no fuzzy learning-rate factors")
+        })?),
+        (Some(fl), None) => Some(FuzzyFactors::draw(&model, &coverage, fl, cfg.seed)),
+    };
+    let factors = fuzzy.as_ref().map(|f| f.to_device::<B>(device));
+    let view = |m: &Model<B>| match groups {
+        Some(g) => split::split_model(m.clone(), &coverage, g),
+        None => m.clone(),
+    };
+
     let (mut history, mut best) = match resumed {
         Some(state) if state.normalizer != normalizer => {
             return Err(Error::config(
@@ -487,6 +521,8 @@ fn run_epochs<B: AutodiffBackend>(
         let mut order = sets.train.clone();
         order.shuffle(&mut epoch_rng(cfg.seed, epoch));
         B::seed(device, epoch_rng(cfg.seed ^ 0x5eed, epoch).next_u64());
+        let mut wr_rng = epoch_rng(cfg.seed ^ 0x7e7e, epoch);
+        let mut rejuvenated = 0;
         let mut loss_sum = 0.0;
         let mut lr = cfg.lr;
         for (i, batch) in order.chunks(cfg.batch_size).enumerate() {
@@ -494,7 +530,11 @@ fn run_epochs<B: AutodiffBackend>(
             lr = cosine_lr(cfg.lr, cfg.lr_min, step, total_steps);
             let (x, y) = windows.batch::<B>(batch, device);
             let (loss, grads) = gradients(&model, cfg.sharpness, |m: &Model<B>| {
-                (m.forward(x.clone()) - y.clone()).square().mean()
+                let out = match groups {
+                    Some(_) => view(m).forward(x.clone()),
+                    None => m.forward(x.clone()),
+                };
+                (out - y.clone()).square().mean()
             });
             if !loss.is_finite() {
                 return Err(Error::NonFinite {
@@ -503,11 +543,22 @@ fn run_epochs<B: AutodiffBackend>(
                 });
             }
             loss_sum += loss * batch.len() as f64;
+            let grads = match &factors {
+                Some(f) => scale_gradients(&model, f, grads),
+                None => grads,
+            };
             model = optim.step(lr, model, grads);
+            if let Some(wr) = &cfg.bio.rejuvenation
+                && (step + 1).is_multiple_of(wr.every)
+            {
+                let (m, n) = rejuvenate_model(model, &coverage, wr, &mut wr_rng);
+                model = m;
+                rejuvenated += n;
+            }
             observer.step_done(epoch, i, steps_per_epoch, loss);
         }
         let (val_loss, val_nrmse) = validate(
-            &model.valid(),
+            &inference_view(model.valid(), &cfg.bio),
             &windows,
             &sets.val,
             &normalizer,
@@ -521,6 +572,7 @@ fn run_epochs<B: AutodiffBackend>(
             val_nrmse,
             lr,
             seconds: start.elapsed().as_secs_f64(),
+            rejuvenated,
         });
         let improved = best
             .as_ref()
@@ -536,6 +588,7 @@ fn run_epochs<B: AutodiffBackend>(
             best: best_model,
             best_epoch,
             normalizer: normalizer.clone(),
+            fuzzy: fuzzy.clone(),
         };
         observer.epoch_done(&state, cfg.epochs, improved)?;
     }

@@ -170,15 +170,22 @@ fn resume_config(
 }
 
 /// A run interrupted after epoch 2, checkpointed to bytes and resumed, ends with the same weights,
-/// best epoch and history as the uninterrupted run (SGD with momentum and Adam, ASAM).
+/// best epoch and history as the uninterrupted run (SGD with momentum and Adam, ASAM; and with
+/// all three bio mechanisms, whose factors and draws must survive the checkpoint).
 #[test]
 fn resuming_from_a_checkpoint_repeats_the_uninterrupted_run() {
     use chaoscast::train::checkpoint;
     use chaoscast::train::trainer::{OptimizerKind, Silent, resume, train};
     let data = thomas(500);
     let device = Default::default();
-    for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
-        let cfg = resume_config(optimizer);
+    let bio = chaoscast::bio::BioConfig::preset(chaoscast::bio::BioPreset::PaperDefault);
+    for (optimizer, bio) in [
+        (OptimizerKind::Sgd, Default::default()),
+        (OptimizerKind::Adam, Default::default()),
+        (OptimizerKind::Sgd, bio),
+    ] {
+        let mut cfg = resume_config(optimizer);
+        cfg.bio = bio;
         let full = train::<A>(&cfg, &data, &device, &mut Silent).unwrap();
 
         let mut first = Recorder {
@@ -317,4 +324,61 @@ fn a_run_folder_of_format_1_still_loads() {
         chaoscast::run::load_checkpoint::<A>(&cfg.train, &run, &Default::default()).unwrap();
     assert_eq!(state.epoch(), 2);
     assert_eq!(state.normalizer, cfg.normalizer);
+}
+
+/// Every model trains with the `paper-default` bio preset (FL ν = 0.09, WR d_re = 14, WS Γ = 2):
+/// weights are rejuvenated, the factors are kept, and the run differs from the baseline with the
+/// same seed.
+#[test]
+fn every_model_trains_with_paper_default_bio() {
+    use chaoscast::bio::{BioConfig, BioPreset};
+    use chaoscast::train::trainer::{OptimizerKind, TrainConfig, train};
+    let data = thomas(400);
+    let device = Default::default();
+    let configs = [
+        ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8)),
+        ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8)),
+        ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(4)),
+        ModelConfig::Transformer(
+            TransformerConfig::new(3, 5)
+                .with_d_model(8)
+                .with_d_ff(16)
+                .with_patch(5),
+        ),
+    ];
+    for model in configs {
+        let mut cfg = TrainConfig::new(model);
+        cfg.lookback = 20;
+        cfg.batch_size = 64;
+        cfg.epochs = 1;
+        cfg.optimizer = OptimizerKind::Adam;
+        cfg.lr = 1e-3;
+        let name = cfg.model.name();
+        let mut base = Recorder {
+            stop_after: usize::MAX,
+            states: Vec::new(),
+        };
+        train::<A>(&cfg, &data, &device, &mut base).unwrap();
+        cfg.bio = BioConfig::preset(BioPreset::PaperDefault);
+        let mut bio = Recorder {
+            stop_after: usize::MAX,
+            states: Vec::new(),
+        };
+        train::<A>(&cfg, &data, &device, &mut bio).unwrap();
+        let (b, s) = (&base.states[0], &bio.states[0]);
+        assert_eq!(b.history[0].rejuvenated, 0, "{name}");
+        assert!(s.history[0].rejuvenated > 0, "{name}: nothing rejuvenated");
+        assert!(s.history[0].train_loss.is_finite(), "{name}");
+        let fuzzy = s.fuzzy.as_ref().expect("FL factors are kept in the state");
+        assert!(!fuzzy.factors.is_empty(), "{name}");
+        assert!(
+            fuzzy
+                .factors
+                .iter()
+                .flat_map(|(_, f)| f)
+                .all(|f| (0.91..=1.09).contains(f)),
+            "{name}"
+        );
+        assert_ne!(weights(&b.model), weights(&s.model), "{name}");
+    }
 }
