@@ -323,3 +323,134 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
+
+/// One series of a grouped bar chart: a label, and per group a mean and an error-bar half-width.
+#[derive(Clone, Debug)]
+pub struct Bars {
+    /// Legend label.
+    pub label: String,
+    /// Bar heights, one per group.
+    pub values: Vec<f64>,
+    /// Error-bar half-widths (e.g. a standard deviation), one per group.
+    pub errors: Vec<f64>,
+}
+
+const PALETTE: [(u8, u8, u8); 6] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+];
+
+/// A grouped bar chart with error bars: one cluster per group (e.g. a model), one bar per series
+/// (e.g. a bio variant), group names above the clusters.
+pub fn grouped_bars(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    groups: &[String],
+    series: &[Bars],
+) -> Result<()> {
+    if groups.is_empty()
+        || series.is_empty()
+        || series
+            .iter()
+            .any(|s| s.values.len() != groups.len() || s.errors.len() != groups.len())
+    {
+        return Err(Error::config(
+            "plot",
+            "every bar series needs one value and one error per group",
+        ));
+    }
+    ensure_font(path)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::storage(path, "it has no file name"))?
+        .to_string_lossy();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = parent.join(format!(".{name}.{}.tmp.png", std::process::id()));
+    let fail =
+        |e: &dyn std::fmt::Display| Error::storage(&tmp, format!("cannot draw the plot ({e})"));
+    let top = series
+        .iter()
+        .flat_map(|s| s.values.iter().zip(&s.errors).map(|(v, e)| v + e))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.2;
+    let drawn = (|| -> std::result::Result<(), String> {
+        let root = BitMapBackend::new(&tmp, (900, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(10)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..groups.len() as f64, 0.0..top)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let width = 0.8 / series.len() as f64;
+        for (j, s) in series.iter().enumerate() {
+            let (r, g, b) = PALETTE[j % PALETTE.len()];
+            let color = RGBColor(r, g, b);
+            let x = |i: usize| i as f64 + 0.1 + j as f64 * width;
+            chart
+                .draw_series(s.values.iter().enumerate().map(|(i, v)| {
+                    Rectangle::new([(x(i), 0.0), (x(i) + width * 0.9, *v)], color.filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(&s.label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+            chart
+                .draw_series(
+                    s.values
+                        .iter()
+                        .zip(&s.errors)
+                        .enumerate()
+                        .map(|(i, (v, e))| {
+                            let mid = x(i) + width * 0.45;
+                            PathElement::new(
+                                vec![(mid, v - e), (mid, v + e)],
+                                BLACK.stroke_width(1),
+                            )
+                        }),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(groups.iter().enumerate().map(|(i, g)| {
+                Text::new(g.clone(), (i as f64 + 0.1, top * 0.97), ("sans-serif", 15))
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })()
+    .map_err(|e| fail(&e));
+    let result =
+        drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

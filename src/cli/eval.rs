@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::backend::Flex;
 use chaoscast::bio::inference_view;
-use chaoscast::data::window::{SplitFractions, WindowSpec, chronological_windows};
+use chaoscast::data::window::{
+    SplitFractions, WindowSpec, chronological_split, chronological_windows,
+};
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::metrics::{ForecastReport, VPT_THRESHOLD, evaluate, persistence};
 use chaoscast::plots;
@@ -21,26 +23,26 @@ use serde::Serialize;
 )]
 pub(crate) struct Args {
     /// A run folder written by `chaoscast train`.
-    run: PathBuf,
+    pub(crate) run: PathBuf,
     /// Evaluate on another dataset file with the same variables [default: the training data].
     #[arg(long)]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// Steps of autoregressive rollout to score beyond one forecast (0: none) [default: 4·H].
     #[arg(long)]
-    rollout: Option<usize>,
+    pub(crate) rollout: Option<usize>,
 }
 
 #[derive(Serialize)]
-struct Report {
+pub(crate) struct Report {
     model: &'static str,
     data: PathBuf,
     horizon: usize,
     lookback: usize,
     variables: Vec<String>,
-    nrmse_median: f64,
-    nrmse_mean: f64,
-    vpt_median_steps: f64,
-    vpt_median_lyapunov: Option<f64>,
+    pub(crate) nrmse_median: f64,
+    pub(crate) nrmse_mean: f64,
+    pub(crate) vpt_median_steps: f64,
+    pub(crate) vpt_median_lyapunov: Option<f64>,
     model_report: ForecastReport,
     persistence: ForecastReport,
     rollout_steps: usize,
@@ -48,6 +50,18 @@ struct Report {
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
+    evaluate_run(&args, false).map(|_| ())
+}
+
+impl Report {
+    /// The persistence forecast's median NRMSE on the same windows.
+    pub(crate) fn persistence_nrmse(&self) -> f64 {
+        self.persistence.nrmse_median
+    }
+}
+
+/// Evaluates a run, writes its report and plots, and prints a summary unless `quiet`.
+pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
     let cfg = RunConfig::load(&args.run)?;
     let path = args.data.clone().unwrap_or(cfg.data_path.clone());
     let data = read_dataset(&path)?
@@ -83,7 +97,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
         VPT_THRESHOLD,
         dt_lambda,
     )?;
-    let rollout_steps = args.rollout.unwrap_or(4 * spec.horizon);
+    // The default rollout (4·H) shrinks to what the test split holds; an explicit one must fit.
+    let [_, _, test_rows] = chronological_split(data.len(), SplitFractions::default())?;
+    let room = test_rows.len().saturating_sub(spec.lookback);
+    let rollout_steps = args.rollout.unwrap_or((4 * spec.horizon).min(room));
     let rollout = if rollout_steps > spec.horizon {
         let long = WindowSpec {
             horizon: rollout_steps,
@@ -154,6 +171,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
             3,
         )?;
     }
+    if quiet {
+        return Ok(out);
+    }
     let lyap = |l: Option<f64>| {
         l.map(|l| format!(" = {l:.2} Lyapunov times"))
             .unwrap_or_default()
@@ -182,7 +202,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "wrote {}/report.json, nrmse_steps.csv, nrmse.png, loss.png, forecast_1..3.png",
         args.run.display()
     );
-    Ok(())
+    Ok(out)
 }
 
 /// The true rows after each window's lookback, `steps` of them, back to back.

@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file; none of the library
 //! knows about flags, progress bars or exit codes.
 
+mod compare;
+mod demo;
 mod eval;
 mod generate;
 mod info;
@@ -53,6 +55,12 @@ enum Command {
     Eval(eval::Args),
     /// Forecast from a history file (CSV or Parquet) with a trained run.
     Predict(predict::Args),
+    /// Train and evaluate every cell of an experiment (models × bio variants × seeds ×
+    /// datasets) and write a comparison table.
+    Compare(compare::Args),
+    /// The whole pipeline at a small size on the CPU: generate Thomas, train an LSTM and its bio
+    /// twin, evaluate and compare them (about 5 minutes).
+    Demo(demo::Args),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -77,6 +85,8 @@ pub fn run() -> Result<()> {
         Command::Train(args) => train::run(args, cli.quiet),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Compare(args) => compare::run(args, cli.quiet),
+        Command::Demo(args) => demo::run(args, cli.quiet),
     }
 }
 

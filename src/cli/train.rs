@@ -130,35 +130,35 @@ pub(crate) struct Args {
 }
 
 /// The settings a config file may give: the flags' names, all optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Settings {
-    data: Option<PathBuf>,
-    model: Option<String>,
-    preset: Option<String>,
-    epochs: Option<usize>,
-    seed: Option<u64>,
-    device: Option<String>,
-    lookback: Option<usize>,
-    horizon: Option<usize>,
-    hidden: Option<usize>,
-    layers: Option<usize>,
-    batch_size: Option<usize>,
-    lr: Option<f64>,
-    optimizer: Option<String>,
-    sam: Option<String>,
-    patience: Option<usize>,
-    stride: Option<usize>,
-    vars: Option<String>,
-    bio: Option<String>,
-    fl_spread: Option<f64>,
-    fl_dist: Option<String>,
-    wr_distance: Option<f64>,
-    wr_every: Option<usize>,
-    wr_one_sided: Option<bool>,
-    ws_groups: Option<usize>,
-    bio_scope: Option<String>,
-    output: Option<PathBuf>,
+pub(crate) struct Settings {
+    pub(crate) data: Option<PathBuf>,
+    pub(crate) model: Option<String>,
+    pub(crate) preset: Option<String>,
+    pub(crate) epochs: Option<usize>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) device: Option<String>,
+    pub(crate) lookback: Option<usize>,
+    pub(crate) horizon: Option<usize>,
+    pub(crate) hidden: Option<usize>,
+    pub(crate) layers: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) lr: Option<f64>,
+    pub(crate) optimizer: Option<String>,
+    pub(crate) sam: Option<String>,
+    pub(crate) patience: Option<usize>,
+    pub(crate) stride: Option<usize>,
+    pub(crate) vars: Option<String>,
+    pub(crate) bio: Option<String>,
+    pub(crate) fl_spread: Option<f64>,
+    pub(crate) fl_dist: Option<String>,
+    pub(crate) wr_distance: Option<f64>,
+    pub(crate) wr_every: Option<usize>,
+    pub(crate) wr_one_sided: Option<bool>,
+    pub(crate) ws_groups: Option<usize>,
+    pub(crate) bio_scope: Option<String>,
+    pub(crate) output: Option<PathBuf>,
 }
 
 impl Settings {
@@ -194,7 +194,7 @@ impl Settings {
     }
 
     /// Field by field: `self` where set, else `file`.
-    fn or(self, file: Settings) -> Self {
+    pub(crate) fn or(self, file: Settings) -> Self {
         Self {
             data: self.data.or(file.data),
             model: self.model.or(file.model),
@@ -271,6 +271,20 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             (flags.or(file), None)
         }
     };
+    let summary = train_settings(&settings, base, args.force, quiet)?;
+    finish(
+        summary,
+        settings.output.as_deref().unwrap_or(Path::new(".")),
+    )
+}
+
+/// Trains a fresh run from merged settings (and a run config to start from, if any).
+pub(crate) fn train_settings(
+    settings: &Settings,
+    base: Option<RunConfig>,
+    force: bool,
+    quiet: bool,
+) -> Result<Summary> {
     let Some(output) = settings.output.clone() else {
         bail!("--output is required: the run folder to create");
     };
@@ -298,7 +312,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         }
     };
     cfg.validate()?;
-    prepare_folder(&output, args.force)?;
+    prepare_folder(&output, force)?;
     let run_cfg = RunConfig {
         format_version: RUN_FORMAT_VERSION,
         chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -318,12 +332,17 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         quiet,
         resume: false,
     };
-    finish(job.on_device(device)?, &cfg, &output)
+    job.on_device(device)
 }
 
 /// Continues a run from its checkpoint.
 fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
-    let flags = Settings::from_args(args);
+    let summary = resume_settings(run, &Settings::from_args(args), quiet)?;
+    finish(summary, run)
+}
+
+/// Resumes the run in `run`; `flags` may change only epochs, patience, data and device.
+pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Result<Summary> {
     if let Some(flag) = flags.shaping() {
         bail!("{flag} cannot change a run being resumed");
     }
@@ -375,11 +394,7 @@ fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
         quiet,
         resume: true,
     };
-    finish(
-        job.on_device(flags.device.as_deref().unwrap_or("cpu"))?,
-        &cfg,
-        run,
-    )
+    job.on_device(flags.device.as_deref().unwrap_or("cpu"))
 }
 
 /// What one training job needs, whatever the backend.
@@ -391,11 +406,12 @@ struct Job<'a> {
     resume: bool,
 }
 
-/// What the command reports at the end.
-struct Summary {
-    epochs: usize,
-    best_epoch: usize,
-    best_nrmse: f64,
+/// What a training job reports at the end.
+pub(crate) struct Summary {
+    pub(crate) model: &'static str,
+    pub(crate) epochs: usize,
+    pub(crate) best_epoch: usize,
+    pub(crate) best_nrmse: f64,
 }
 
 impl Job<'_> {
@@ -429,6 +445,7 @@ impl Job<'_> {
         };
         saver.finish();
         Ok(Summary {
+            model: self.cfg.model.name(),
             epochs: outcome.history.len(),
             best_epoch: outcome.best_epoch,
             best_nrmse: outcome.history[outcome.best_epoch - 1].val_nrmse,
@@ -436,10 +453,10 @@ impl Job<'_> {
     }
 }
 
-fn finish(summary: Summary, cfg: &TrainConfig, folder: &Path) -> Result<()> {
+fn finish(summary: Summary, folder: &Path) -> Result<()> {
     println!(
         "trained {} for {} epochs; best validation NRMSE {:.4} at epoch {}; run folder {}",
-        cfg.model.name(),
+        summary.model,
         summary.epochs,
         summary.best_nrmse,
         summary.best_epoch,

@@ -564,3 +564,118 @@ fn forecaster_predict_equals_model_forward() {
     assert_eq!(long[..4], got[..]);
     assert!(f.predict(&history[..5]).is_err());
 }
+
+/// compare trains every cell, writes the tables, and a second call reuses finished cells and
+/// redoes only a cell whose report is missing.
+#[test]
+fn compare_runs_every_cell_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = chaoscast(
+        d,
+        &[
+            "generate",
+            "thomas",
+            "--samples",
+            "500",
+            "--horizon",
+            "5",
+            "-o",
+            "t.parquet",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(
+        d.join("exp.toml"),
+        r#"
+datasets = ["t.parquet"]
+models = ["fdn"]
+seeds = [0, 1]
+[train]
+epochs = 1
+lookback = 20
+hidden = 4
+batch-size = 64
+[[variants]]
+name = "baseline"
+[[variants]]
+name = "bio"
+bio = "paper-default"
+"#,
+    )
+    .unwrap();
+    let out = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = std::fs::read_to_string(d.join("cmp/summary.md")).unwrap();
+    assert!(summary.contains("| t | fdn | baseline | 2 |"), "{summary}");
+    assert!(summary.contains("| t | fdn | bio | 2 |"), "{summary}");
+    let cells = std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap();
+    assert_eq!(cells.lines().count(), 1 + 4);
+    assert!(d.join("cmp/nrmse-t.png").is_file());
+    let cfg = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/fdn/bio/seed-1")).unwrap();
+    assert_eq!(cfg.train.seed, 1);
+    assert!(cfg.train.bio.splitting.is_some());
+
+    std::fs::remove_file(d.join("cmp/cells/t/fdn/bio/seed-0/report.json")).unwrap();
+    let again = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let log = text(&again.stderr);
+    assert_eq!(log.matches("done earlier").count(), 3, "{log}");
+    assert!(log.contains("bio seed 0: resuming"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap(),
+        cells
+    );
+}
+
+/// The demo runs the whole pipeline (here at its smallest) and says where everything is.
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = chaoscast(
+        d,
+        &[
+            "demo",
+            "--samples",
+            "2000",
+            "--epochs",
+            "1",
+            "-o",
+            "demo",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("| LSTM baseline | none | 1 |"), "{stdout}");
+    assert!(
+        stdout.contains("| LSTM bio | paper-tuned | 1 |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Next:"), "{stdout}");
+    for file in [
+        "thomas.parquet",
+        "comparison.md",
+        "comparison.png",
+        "baseline/report.json",
+        "bio/report.json",
+        "bio/forecast_1.png",
+    ] {
+        assert!(d.join("demo").join(file).is_file(), "{file} missing");
+    }
+    let bio = chaoscast::run::RunConfig::load(&d.join("demo/bio")).unwrap();
+    assert!(bio.train.bio.fuzzy_lr.is_some() && bio.train.bio.rejuvenation.is_some());
+    let metrics = std::fs::read_to_string(d.join("demo/bio/metrics.csv")).unwrap();
+    let rejuvenated: usize = metrics
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rejuvenated > 0, "{metrics}");
+}

@@ -1,0 +1,299 @@
+//! `chaoscast compare`: train and evaluate every cell of an experiment (datasets × models × bio
+//! variants × seeds) one after another, then write the summary table and a bar plot. Each cell is
+//! a run folder; an interrupted compare resumes where it stopped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use chaoscast::compare::{CellResult, csv, markdown, summarise};
+use chaoscast::plots::{Bars, grouped_bars};
+use chaoscast::run::{RunConfig, checkpoint_path, load_metrics, write_atomic};
+use serde::Deserialize;
+
+use super::eval;
+use super::train::{Settings, resume_settings, train_settings};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    chaoscast generate datasets/thomas.toml -o thomas.parquet\n  \
+    chaoscast compare examples/compare-thomas.toml --output runs/compare\n\n\
+    The experiment file (TOML) names datasets, models, seeds, a [train] table of settings every\n\
+    cell shares (the keys of `train --config`), and [[variants]], each a name plus settings (e.g.\n\
+    bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. Cells go\n\
+    to OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N; finished cells are kept and a half-trained one\n\
+    resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
+    nrmse-DATASET.png per dataset.")]
+pub(crate) struct Args {
+    /// The experiment file.
+    experiment: PathBuf,
+    /// Folder for the cells and the tables.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Experiment {
+    datasets: Vec<PathBuf>,
+    models: Vec<String>,
+    seeds: Vec<u64>,
+    #[serde(default)]
+    train: toml::Table,
+    variants: Vec<toml::Table>,
+}
+
+struct Variant {
+    name: String,
+    settings: Settings,
+}
+
+fn settings_of(table: &toml::Table, what: &str) -> Result<Settings> {
+    table
+        .clone()
+        .try_into::<Settings>()
+        .map_err(|e| anyhow::anyhow!("{what}: {}", e.message().trim_end_matches('.')))
+}
+
+pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
+    let text = std::fs::read_to_string(&args.experiment)
+        .with_context(|| format!("cannot read {}", args.experiment.display()))?;
+    let exp: Experiment = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot use {}: {}",
+            args.experiment.display(),
+            e.message().trim_end_matches('.')
+        )
+    })?;
+    if exp.datasets.is_empty()
+        || exp.models.is_empty()
+        || exp.seeds.is_empty()
+        || exp.variants.is_empty()
+    {
+        bail!(
+            "{} needs at least one dataset, model, seed and variant",
+            args.experiment.display()
+        );
+    }
+    let shared = settings_of(&exp.train, "the [train] table")?;
+    for (flag, set) in [
+        ("data", shared.data.is_some()),
+        ("model", shared.model.is_some()),
+        ("seed", shared.seed.is_some()),
+        ("output", shared.output.is_some()),
+    ] {
+        if set {
+            bail!("the [train] table cannot set {flag}: the experiment chooses it per cell");
+        }
+    }
+    let mut variants = Vec::new();
+    for table in &exp.variants {
+        let mut table = table.clone();
+        let Some(toml::Value::String(name)) = table.remove("name") else {
+            bail!("every [[variants]] entry needs a name");
+        };
+        let settings = settings_of(&table, &format!("variant '{name}'"))?;
+        variants.push(Variant { name, settings });
+    }
+    for d in &exp.datasets {
+        if !d.is_file() {
+            bail!("dataset {} does not exist (generate it first)", d.display());
+        }
+    }
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+
+    let total = exp.datasets.len() * exp.models.len() * variants.len() * exp.seeds.len();
+    let mut done = Vec::with_capacity(total);
+    let mut k = 0;
+    for data in &exp.datasets {
+        let dataset = data
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into());
+        for model in &exp.models {
+            for variant in &variants {
+                for &seed in &exp.seeds {
+                    k += 1;
+                    let folder = args
+                        .output
+                        .join("cells")
+                        .join(&dataset)
+                        .join(model)
+                        .join(&variant.name)
+                        .join(format!("seed-{seed}"));
+                    let label = format!("{dataset} {model} {} seed {seed}", variant.name);
+                    let settings = Settings {
+                        data: Some(data.clone()),
+                        model: Some(model.clone()),
+                        seed: Some(seed),
+                        output: Some(folder.clone()),
+                        ..Settings::default()
+                    }
+                    .or(variant.settings.clone())
+                    .or(shared.clone());
+                    let state = cell(&folder, &settings, &label, k, total, quiet)?;
+                    done.push(CellResult {
+                        dataset: dataset.clone(),
+                        model: model.clone(),
+                        variant: variant.name.clone(),
+                        seed,
+                        ..state
+                    });
+                }
+            }
+        }
+    }
+    write_tables(
+        &args.output,
+        &done,
+        &variants[0].name,
+        &exp.models,
+        &variants,
+    )?;
+    println!(
+        "{} cells; wrote {}/summary.md, summary.csv, cells.csv and the bar plots",
+        done.len(),
+        args.output.display()
+    );
+    print!(
+        "{}",
+        markdown(&summarise(&done, &variants[0].name), &variants[0].name)
+    );
+    Ok(())
+}
+
+/// Runs (or resumes, or reads back) one cell and returns its numbers.
+fn cell(
+    folder: &Path,
+    settings: &Settings,
+    label: &str,
+    k: usize,
+    total: usize,
+    quiet: bool,
+) -> Result<CellResult> {
+    let report = folder.join("report.json");
+    let eval_args = eval::Args {
+        run: folder.to_path_buf(),
+        data: None,
+        rollout: Some(0),
+    };
+    if !report.is_file() {
+        if checkpoint_path(folder).is_file() {
+            if !quiet {
+                eprintln!("cell {k}/{total}: {label}: resuming");
+            }
+            let flags = Settings {
+                epochs: settings.epochs,
+                ..Settings::default()
+            };
+            resume_settings(folder, &flags, quiet).with_context(|| format!("cell {label}"))?;
+        } else {
+            if !quiet {
+                eprintln!("cell {k}/{total}: {label}: training");
+            }
+            train_settings(settings, None, true, quiet).with_context(|| format!("cell {label}"))?;
+        }
+        eval::evaluate_run(&eval_args, true).with_context(|| format!("cell {label}"))?;
+    } else if !quiet {
+        eprintln!("cell {k}/{total}: {label}: done earlier");
+    }
+    let text = std::fs::read_to_string(&report)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("cannot read {}", report.display()))?;
+    let num = |key: &str| json[key].as_f64().unwrap_or(f64::NAN);
+    let history = load_metrics(folder)?;
+    let config = RunConfig::load(folder)?;
+    let best_epoch = history
+        .iter()
+        .min_by(|a, b| a.val_nrmse.total_cmp(&b.val_nrmse))
+        .map_or(0, |m| m.epoch);
+    let result = CellResult {
+        dataset: String::new(),
+        model: config.train.model.name().into(),
+        variant: String::new(),
+        seed: config.train.seed,
+        nrmse_median: num("nrmse_median"),
+        nrmse_mean: num("nrmse_mean"),
+        vpt_median_steps: num("vpt_median_steps"),
+        best_epoch,
+        epochs: history.len(),
+        seconds: history.iter().map(|m| m.seconds).sum(),
+    };
+    if !quiet {
+        eprintln!(
+            "cell {k}/{total}: {label}: median NRMSE {:.4}, best epoch {}, {:.0} s",
+            result.nrmse_median, result.best_epoch, result.seconds
+        );
+    }
+    Ok(result)
+}
+
+fn write_tables(
+    out: &Path,
+    cells: &[CellResult],
+    baseline: &str,
+    models: &[String],
+    variants: &[Variant],
+) -> Result<()> {
+    let mut lines = String::from(
+        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,seconds\n",
+    );
+    for c in cells {
+        lines.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            c.dataset,
+            c.model,
+            c.variant,
+            c.seed,
+            c.nrmse_median,
+            c.nrmse_mean,
+            c.vpt_median_steps,
+            c.best_epoch,
+            c.epochs,
+            c.seconds
+        ));
+    }
+    write_atomic(&out.join("cells.csv"), lines.as_bytes())?;
+    let rows = summarise(cells, baseline);
+    write_atomic(
+        &out.join("summary.md"),
+        markdown(&rows, baseline).as_bytes(),
+    )?;
+    write_atomic(&out.join("summary.csv"), csv(&rows).as_bytes())?;
+    let mut datasets: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !datasets.contains(&r.dataset.as_str()) {
+            datasets.push(&r.dataset);
+        }
+    }
+    for dataset in datasets {
+        let series: Vec<Bars> = variants
+            .iter()
+            .map(|v| {
+                let pick = |m: &String| {
+                    rows.iter()
+                        .find(|r| r.dataset == dataset && &r.model == m && r.variant == v.name)
+                };
+                Bars {
+                    label: v.name.clone(),
+                    values: models
+                        .iter()
+                        .map(|m| pick(m).map_or(0.0, |r| r.nrmse_mean))
+                        .collect(),
+                    errors: models
+                        .iter()
+                        .map(|m| pick(m).map_or(0.0, |r| r.nrmse_std))
+                        .collect(),
+                }
+            })
+            .collect();
+        grouped_bars(
+            &out.join(format!("nrmse-{dataset}.png")),
+            &format!("{dataset}: median test NRMSE, mean ± std over seeds"),
+            "median NRMSE",
+            models,
+            &series,
+        )?;
+    }
+    Ok(())
+}
