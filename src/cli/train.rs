@@ -303,12 +303,12 @@ pub(crate) fn train_settings(
     };
     let data = full.select(&names)?;
     let cfg = match base {
-        Some(b) => overrides(b.train, &settings)?,
+        Some(b) => overrides(b.train, settings)?,
         None => {
             let Some(model) = settings.model.as_deref() else {
                 bail!("--model is required: lstm, gru, fdn or transformer");
             };
-            fresh_config(model, &settings, &data)?
+            fresh_config(model, settings, &data)?
         }
     };
     cfg.validate()?;
