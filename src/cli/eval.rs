@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use burn::module::Module;
 use burn::backend::Flex;
 use chaoscast::bio::inference_view;
 use chaoscast::data::window::{
@@ -35,6 +36,7 @@ pub(crate) struct Args {
 #[derive(Serialize)]
 pub(crate) struct Report {
     model: &'static str,
+    parameters: usize,
     data: PathBuf,
     horizon: usize,
     lookback: usize,
@@ -125,6 +127,7 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
     };
     let out = Report {
         model: cfg.train.model.name(),
+        parameters: model.num_params(),
         data: path.clone(),
         horizon: spec.horizon,
         lookback: spec.lookback,
@@ -179,8 +182,9 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
             .unwrap_or_default()
     };
     println!(
-        "{} on {} test windows (H = {}): median NRMSE {:.4} (mean {:.4}), median VPT {} steps{}; persistence {:.4}",
+        "{} ({} parameters) on {} test windows (H = {}): median NRMSE {:.4} (mean {:.4}), median VPT {} steps{}; persistence {:.4}",
         out.model,
+        out.parameters,
         report.windows,
         spec.horizon,
         report.nrmse_median,
