@@ -142,6 +142,29 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
     out
 }
 
+/// One line per cell as CSV.
+pub fn cells_csv(cells: &[CellResult]) -> String {
+    let mut out = String::from(
+        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,seconds\n",
+    );
+    for c in cells {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            c.dataset,
+            c.model,
+            c.variant,
+            c.seed,
+            c.nrmse_median,
+            c.nrmse_mean,
+            c.vpt_median_steps,
+            c.best_epoch,
+            c.epochs,
+            c.seconds
+        ));
+    }
+    out
+}
+
 /// The summary as CSV.
 pub fn csv(rows: &[SummaryRow]) -> String {
     let mut out = String::from(

@@ -53,6 +53,12 @@ pub fn render(path: &Path, panels: &[Panel], width: u32, panel_height: u32) -> R
             "every panel needs at least one point",
         ));
     }
+    write_png(path, |tmp| draw(tmp, panels, width, panel_height))
+}
+
+/// Draws into a temporary PNG beside `path` with `draw` and renames it into place; the
+/// temporary file is removed on failure.
+fn write_png(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     ensure_font(path)?;
     let name = path
         .file_name()
@@ -64,9 +70,8 @@ pub fn render(path: &Path, panels: &[Panel], width: u32, panel_height: u32) -> R
     };
     // The bitmap backend picks the encoder from the extension: keep `.png` last.
     let tmp = parent.join(format!(".{name}.{}.tmp.png", std::process::id()));
-    let drawn = draw(&tmp, panels, width, panel_height);
-    let result =
-        drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e)));
+    let result = draw(&tmp)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e)));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -364,18 +369,6 @@ pub fn grouped_bars(
             "every bar series needs one value and one error per group",
         ));
     }
-    ensure_font(path)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::storage(path, "it has no file name"))?
-        .to_string_lossy();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = parent.join(format!(".{name}.{}.tmp.png", std::process::id()));
-    let fail =
-        |e: &dyn std::fmt::Display| Error::storage(&tmp, format!("cannot draw the plot ({e})"));
     let top = series
         .iter()
         .flat_map(|s| s.values.iter().zip(&s.errors).map(|(v, e)| v + e))
@@ -383,8 +376,22 @@ pub fn grouped_bars(
         .fold(0.0f64, f64::max)
         .max(1e-9)
         * 1.2;
-    let drawn = (|| -> std::result::Result<(), String> {
-        let root = BitMapBackend::new(&tmp, (900, 500)).into_drawing_area();
+    write_png(path, |tmp| {
+        let fail = |e: String| Error::storage(tmp, format!("cannot draw the plot ({e})"));
+        bars(tmp, title, y_label, groups, series, top).map_err(fail)
+    })
+}
+
+fn bars(
+    tmp: &Path,
+    title: &str,
+    y_label: &str,
+    groups: &[String],
+    series: &[Bars],
+    top: f64,
+) -> std::result::Result<(), String> {
+    {
+        let root = BitMapBackend::new(tmp, (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
@@ -445,12 +452,5 @@ pub fn grouped_bars(
             .draw()
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
-    })()
-    .map_err(|e| fail(&e));
-    let result =
-        drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
 }

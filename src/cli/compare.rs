@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chaoscast::compare::{CellResult, csv, markdown, summarise};
+use chaoscast::compare::{CellResult, cells_csv, csv, markdown, summarise};
 use chaoscast::plots::{Bars, grouped_bars};
 use chaoscast::run::{RunConfig, checkpoint_path, load_metrics, write_atomic};
 use serde::Deserialize;
@@ -235,25 +235,7 @@ fn write_tables(
     models: &[String],
     variants: &[Variant],
 ) -> Result<()> {
-    let mut lines = String::from(
-        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,seconds\n",
-    );
-    for c in cells {
-        lines.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
-            c.dataset,
-            c.model,
-            c.variant,
-            c.seed,
-            c.nrmse_median,
-            c.nrmse_mean,
-            c.vpt_median_steps,
-            c.best_epoch,
-            c.epochs,
-            c.seconds
-        ));
-    }
-    write_atomic(&out.join("cells.csv"), lines.as_bytes())?;
+    write_atomic(&out.join("cells.csv"), cells_csv(cells).as_bytes())?;
     let rows = summarise(cells, baseline);
     write_atomic(
         &out.join("summary.md"),

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::module::Module;
 use burn::backend::Flex;
+use burn::module::Module;
 use chaoscast::bio::inference_view;
 use chaoscast::data::window::{
     SplitFractions, WindowSpec, chronological_split, chronological_windows,

@@ -13,6 +13,15 @@ fn chaoscast(dir: &Path, args: &[&str]) -> Output {
         .expect("the chaoscast binary should run")
 }
 
+/// `chaoscast generate ARGS -q` in `dir` (ARGS split at spaces), which must succeed.
+fn dataset(dir: &Path, args: &str) {
+    let mut all = vec!["generate"];
+    all.extend(args.split(' '));
+    all.push("-q");
+    let out = chaoscast(dir, &all);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -230,21 +239,7 @@ fn bad_input_gives_one_line_and_no_file() {
 fn train_then_eval_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = chaoscast(
-        d,
-        &[
-            "generate",
-            "thomas",
-            "--samples",
-            "700",
-            "--horizon",
-            "5",
-            "-o",
-            "t.parquet",
-            "-q",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    dataset(d, "thomas --samples 700 --horizon 5 -o t.parquet");
     let train = [
         "train",
         "--data",
@@ -495,21 +490,7 @@ fn forecaster_predict_equals_model_forward() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = chaoscast(
-        d,
-        &[
-            "generate",
-            "lorenz63",
-            "--samples",
-            "600",
-            "--horizon",
-            "4",
-            "-o",
-            "l.parquet",
-            "-q",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    dataset(d, "lorenz63 --samples 600 --horizon 4 -o l.parquet");
     let train = [
         "train",
         "--data",
@@ -571,21 +552,7 @@ fn forecaster_predict_equals_model_forward() {
 fn compare_runs_every_cell_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = chaoscast(
-        d,
-        &[
-            "generate",
-            "thomas",
-            "--samples",
-            "500",
-            "--horizon",
-            "5",
-            "-o",
-            "t.parquet",
-            "-q",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    dataset(d, "thomas --samples 500 --horizon 5 -o t.parquet");
     std::fs::write(
         d.join("exp.toml"),
         r#"
