@@ -74,7 +74,11 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         load_model::<Flex>(&cfg, &args.run, &device)?,
         &cfg.train.bio,
     );
-    let spec = cfg.train.windows();
+    // Every test window counts, whatever stride training used.
+    let spec = WindowSpec {
+        stride: 1,
+        ..cfg.train.windows()
+    };
     let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
     let vars = data.vars();
     let norm = &cfg.normalizer;
