@@ -15,7 +15,7 @@ use super::train::{Settings, train_settings};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Writes into OUTPUT: thomas.parquet, baseline/ and bio/ (run folders with report.json\n\
-    and plots), comparison.png and comparison.md. About 5 minutes on 2 cores."
+    and plots), comparison.png and comparison.md. About 4 minutes on 2 cores."
 )]
 pub(crate) struct Args {
     /// Folder for everything the demo writes.

@@ -59,7 +59,7 @@ enum Command {
     /// datasets) and write a comparison table.
     Compare(compare::Args),
     /// The whole pipeline at a small size on the CPU: generate Thomas, train an LSTM and its bio
-    /// twin, evaluate and compare them (about 5 minutes).
+    /// twin, evaluate and compare them (about 4 minutes).
     Demo(demo::Args),
 }
 
