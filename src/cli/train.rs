@@ -38,161 +38,106 @@ use serde::Deserialize;
     checkpoint.bin (model, optimizer state, history: what --resume needs), and model.mpk (the best\n\
     model by validation NRMSE) whenever it improves.")]
 pub(crate) struct Args {
-    /// Dataset file written by `chaoscast generate`.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Model family: lstm, gru, fdn or transformer.
-    #[arg(long)]
-    model: Option<String>,
-    /// small (CPU-sized: Adam 3e-3, batch 64, 15 epochs) or paper (SPEC: SGD 0.1, batch 256, 400 epochs) [default: small].
-    #[arg(long, value_parser = ["small", "paper"])]
-    preset: Option<String>,
     /// A TOML file of flag values, or a run's config.json.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint (with --epochs: up to that many).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["model", "preset", "config", "output"])]
     resume: Option<PathBuf>,
-    /// Maximum epochs [default: 15 for small, 400 for paper].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Seed of weight initialisation and shuffling [default: 0].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Where to train: cpu, or cuda (a build with `--features cuda`) [default: cpu].
-    #[arg(long, value_parser = ["cpu", "cuda"])]
-    device: Option<String>,
-    /// Input steps L [default: 150].
-    #[arg(long)]
-    lookback: Option<usize>,
-    /// Predicted steps H [default: the dataset's horizon, else one Lyapunov time].
-    #[arg(long)]
-    horizon: Option<usize>,
-    /// Hidden width (LSTM/GRU hidden size, FDN channels, transformer width).
-    #[arg(long)]
-    hidden: Option<usize>,
-    /// Stacked layers (LSTM/GRU layers, transformer encoder layers).
-    #[arg(long)]
-    layers: Option<usize>,
-    /// Windows per batch [default: 64 for small, 256 for paper].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Initial learning rate [default: the preset's; 0.1 for SGD, 0.001 for Adam otherwise].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Base optimizer: sgd or adam [default: adam for small, sgd for paper].
-    #[arg(long, value_parser = ["sgd", "adam"])]
-    optimizer: Option<String>,
-    /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default: asam].
-    #[arg(long, value_parser = ["asam", "sam", "none"])]
-    sam: Option<String>,
-    /// Epochs without a better validation NRMSE before stopping [default: 20].
-    #[arg(long)]
-    patience: Option<usize>,
-    /// Steps between the starts of training windows [default: 1].
-    #[arg(long)]
-    stride: Option<usize>,
-    /// Variables to model, comma-separated names or prefixes ending in * (e.g. 'X*') [default: all].
-    #[arg(long, value_name = "NAMES")]
-    vars: Option<String>,
-    /// Synaptic diversity preset: none, paper-tuned (FL ν = 0.5 + WR d_re = 6) or paper-default
-    /// (FL ν = 0.09, WR d_re = 14, WS Γ = 2) [default: none].
-    #[arg(long, value_parser = ["none", "paper-tuned", "paper-default"])]
-    bio: Option<String>,
-    /// Fuzzy learning rates with spread ν: factors from U(1 − ν, 1 + ν) (turns FL on).
-    #[arg(long, value_name = "NU")]
-    fl_spread: Option<f64>,
-    /// Distribution of the fuzzy factors: uniform, normal or lognormal [default: uniform].
-    #[arg(long, value_parser = ["uniform", "normal", "lognormal"])]
-    fl_dist: Option<String>,
-    /// Weight rejuvenation with distance d_re: σ = max|w| / d_re (turns WR on).
-    #[arg(long, value_name = "D_RE")]
-    wr_distance: Option<f64>,
-    /// Rejuvenate after every N optimizer steps [default: 1].
-    #[arg(long, value_name = "N")]
-    wr_every: Option<usize>,
-    /// Use the paper's one-sided rejuvenation probability ½·erfc instead of erfc.
-    #[arg(long)]
-    wr_one_sided: bool,
-    /// Weight splitting with groups of Γ adjacent outputs (turns WS on).
-    #[arg(long, value_name = "GAMMA")]
-    ws_groups: Option<usize>,
-    /// What the mechanisms reach: all (recurrent gate weights included) or reference (only linear
-    /// and convolution layers, as the authors' package) [default: all].
-    #[arg(long, value_parser = ["all", "reference"])]
-    bio_scope: Option<String>,
-    /// Run folder to create.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
     /// Reuse an existing, non-empty run folder.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    settings: Settings,
 }
 
-/// The settings a config file may give: the flags' names, all optional.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The settings a config file may give, under the flags' names; each flag is one of them.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct Settings {
+    /// Dataset file written by `chaoscast generate`.
+    #[arg(long)]
     pub(crate) data: Option<PathBuf>,
+    /// Model family: lstm, gru, fdn or transformer.
+    #[arg(long)]
     pub(crate) model: Option<String>,
+    /// small (CPU-sized: Adam 3e-3, batch 64, 15 epochs) or paper (SPEC: SGD 0.1, batch 256, 400 epochs) [default: small].
+    #[arg(long, value_parser = ["small", "paper"])]
     pub(crate) preset: Option<String>,
+    /// Maximum epochs [default: 15 for small, 400 for paper].
+    #[arg(long)]
     pub(crate) epochs: Option<usize>,
+    /// Seed of weight initialisation and shuffling [default: 0].
+    #[arg(long)]
     pub(crate) seed: Option<u64>,
+    /// Where to train: cpu, or cuda (a build with `--features cuda`) [default: cpu].
+    #[arg(long, value_parser = ["cpu", "cuda"])]
     pub(crate) device: Option<String>,
+    /// Input steps L [default: 150].
+    #[arg(long)]
     pub(crate) lookback: Option<usize>,
+    /// Predicted steps H [default: the dataset's horizon, else one Lyapunov time].
+    #[arg(long)]
     pub(crate) horizon: Option<usize>,
+    /// Hidden width (LSTM/GRU hidden size, FDN channels, transformer width).
+    #[arg(long)]
     pub(crate) hidden: Option<usize>,
+    /// Stacked layers (LSTM/GRU layers, transformer encoder layers).
+    #[arg(long)]
     pub(crate) layers: Option<usize>,
+    /// Windows per batch [default: 64 for small, 256 for paper].
+    #[arg(long)]
     pub(crate) batch_size: Option<usize>,
+    /// Initial learning rate [default: the preset's; 0.1 for SGD, 0.001 for Adam otherwise].
+    #[arg(long)]
     pub(crate) lr: Option<f64>,
+    /// Base optimizer: sgd or adam [default: adam for small, sgd for paper].
+    #[arg(long, value_parser = ["sgd", "adam"])]
     pub(crate) optimizer: Option<String>,
+    /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default: asam].
+    #[arg(long, value_parser = ["asam", "sam", "none"])]
     pub(crate) sam: Option<String>,
+    /// Epochs without a better validation NRMSE before stopping [default: 20].
+    #[arg(long)]
     pub(crate) patience: Option<usize>,
+    /// Steps between the starts of training windows [default: 1].
+    #[arg(long)]
     pub(crate) stride: Option<usize>,
+    /// Variables to model, comma-separated names or prefixes ending in * (e.g. 'X*') [default: all].
+    #[arg(long, value_name = "NAMES")]
     pub(crate) vars: Option<String>,
+    /// Synaptic diversity preset: none, paper-tuned (FL ν = 0.5 + WR d_re = 6) or paper-default
+    /// (FL ν = 0.09, WR d_re = 14, WS Γ = 2) [default: none].
+    #[arg(long, value_parser = ["none", "paper-tuned", "paper-default"])]
     pub(crate) bio: Option<String>,
+    /// Fuzzy learning rates with spread ν: factors from U(1 − ν, 1 + ν) (turns FL on).
+    #[arg(long, value_name = "NU")]
     pub(crate) fl_spread: Option<f64>,
+    /// Distribution of the fuzzy factors: uniform, normal or lognormal [default: uniform].
+    #[arg(long, value_parser = ["uniform", "normal", "lognormal"])]
     pub(crate) fl_dist: Option<String>,
+    /// Weight rejuvenation with distance d_re: σ = max|w| / d_re (turns WR on).
+    #[arg(long, value_name = "D_RE")]
     pub(crate) wr_distance: Option<f64>,
+    /// Rejuvenate after every N optimizer steps [default: 1].
+    #[arg(long, value_name = "N")]
     pub(crate) wr_every: Option<usize>,
+    /// Use the paper's one-sided rejuvenation probability ½·erfc instead of erfc.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
     pub(crate) wr_one_sided: Option<bool>,
+    /// Weight splitting with groups of Γ adjacent outputs (turns WS on).
+    #[arg(long, value_name = "GAMMA")]
     pub(crate) ws_groups: Option<usize>,
+    /// What the mechanisms reach: all (recurrent gate weights included) or reference (only linear
+    /// and convolution layers, as the authors' package) [default: all].
+    #[arg(long, value_parser = ["all", "reference"])]
     pub(crate) bio_scope: Option<String>,
+    /// Run folder to create.
+    #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
 }
 
 impl Settings {
-    fn from_args(a: &Args) -> Self {
-        Self {
-            data: a.data.clone(),
-            model: a.model.clone(),
-            preset: a.preset.clone(),
-            epochs: a.epochs,
-            seed: a.seed,
-            device: a.device.clone(),
-            lookback: a.lookback,
-            horizon: a.horizon,
-            hidden: a.hidden,
-            layers: a.layers,
-            batch_size: a.batch_size,
-            lr: a.lr,
-            optimizer: a.optimizer.clone(),
-            sam: a.sam.clone(),
-            patience: a.patience,
-            stride: a.stride,
-            vars: a.vars.clone(),
-            bio: a.bio.clone(),
-            fl_spread: a.fl_spread,
-            fl_dist: a.fl_dist.clone(),
-            wr_distance: a.wr_distance,
-            wr_every: a.wr_every,
-            wr_one_sided: a.wr_one_sided.then_some(true),
-            ws_groups: a.ws_groups,
-            bio_scope: a.bio_scope.clone(),
-            output: a.output.clone(),
-        }
-    }
-
     /// Field by field: `self` where set, else `file`.
     pub(crate) fn or(self, file: Settings) -> Self {
         Self {
@@ -245,7 +190,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
     if let Some(run) = args.resume.clone() {
         return resume_run(&run, &args, quiet);
     }
-    let flags = Settings::from_args(&args);
+    let flags = args.settings.clone();
     let (settings, base) = match &args.config {
         None => (flags, None),
         Some(path) if path.extension().is_some_and(|e| e == "json") => {
@@ -337,7 +282,7 @@ pub(crate) fn train_settings(
 
 /// Continues a run from its checkpoint.
 fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
-    let summary = resume_settings(run, &Settings::from_args(args), quiet)?;
+    let summary = resume_settings(run, &args.settings.clone(), quiet)?;
     finish(summary, run)
 }
 
