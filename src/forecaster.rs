@@ -90,14 +90,7 @@ impl Forecaster {
         let x: Vec<f32> = x.into_iter().map(|v| v as f32).collect();
         let input =
             Tensor::<Flex, 3>::from_data(TensorData::new(x, [1, l, d]), &Default::default());
-        let out = self
-            .model
-            .forward(input)
-            .into_data()
-            .convert::<f64>()
-            .to_vec::<f64>()
-            .map_err(|e| Error::config("model output", format!("could not be read ({e:?})")))?;
-        let mut out = out;
+        let mut out = crate::train::trainer::read_back(self.model.forward(input))?;
         norm.denormalize(&mut out);
         Ok(out
             .chunks_exact(d)

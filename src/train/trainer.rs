@@ -27,7 +27,7 @@ use super::schedule::cosine_lr;
 use crate::bio::coverage::Coverage;
 use crate::bio::fuzzy::{FuzzyFactors, scale_gradients};
 use crate::bio::rejuvenate::rejuvenate_model;
-use crate::bio::{BioConfig, inference_view, split};
+use crate::bio::{BioConfig, split};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
 use crate::data::window::{SplitFractions, WindowSpec, chronological_split, chronological_windows};
@@ -257,6 +257,14 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     pub normalizer: Normalizer,
 }
 
+/// A model output as `f64` values, row-major.
+pub(crate) fn read_back<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f64>> {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .map_err(|e| Error::config("model output", format!("could not be read back ({e:?})")))
+}
+
 /// A z-scored series cut into forecast windows: batches for training, forecasts for scoring.
 pub struct ScaledWindows {
     values: Vec<f32>,
@@ -288,14 +296,7 @@ impl ScaledWindows {
         let mut preds = Vec::with_capacity(starts.len() * self.spec.horizon * self.vars);
         for batch in starts.chunks(batch_size) {
             let (x, _) = self.batch::<B>(batch, device);
-            let p = model
-                .forward(x)
-                .into_data()
-                .convert::<f64>()
-                .to_vec::<f64>();
-            preds.extend(p.map_err(|e| {
-                Error::config("model output", format!("could not be read back ({e:?})"))
-            })?);
+            preds.extend(read_back(model.forward(x))?);
         }
         Ok(preds)
     }
@@ -325,11 +326,7 @@ impl ScaledWindows {
                 context = context.narrow(1, len - l, l);
                 pieces.push(next);
             }
-            let all = Tensor::cat(pieces, 1).narrow(1, 0, steps);
-            let values = all.into_data().convert::<f64>().to_vec::<f64>();
-            out.extend(values.map_err(|e| {
-                Error::config("model output", format!("could not be read back ({e:?})"))
-            })?);
+            out.extend(read_back(Tensor::cat(pieces, 1).narrow(1, 0, steps))?);
         }
         Ok(out)
     }
@@ -492,10 +489,6 @@ fn run_epochs<B: AutodiffBackend>(
         (Some(fl), None) => Some(FuzzyFactors::draw(&model, &coverage, fl, cfg.seed)),
     };
     let factors = fuzzy.as_ref().map(|f| f.to_device::<B>(device));
-    let view = |m: &Model<B>| match groups {
-        Some(g) => split::split_model(m.clone(), &coverage, g),
-        None => m.clone(),
-    };
 
     let (mut history, mut best) = match resumed {
         Some(state) if state.normalizer != normalizer => {
@@ -531,7 +524,7 @@ fn run_epochs<B: AutodiffBackend>(
             let (x, y) = windows.batch::<B>(batch, device);
             let (loss, grads) = gradients(&model, cfg.sharpness, |m: &Model<B>| {
                 let out = match groups {
-                    Some(_) => view(m).forward(x.clone()),
+                    Some(g) => split::split_model(m.clone(), &coverage, g).forward(x.clone()),
                     None => m.forward(x.clone()),
                 };
                 (out - y.clone()).square().mean()
@@ -557,8 +550,12 @@ fn run_epochs<B: AutodiffBackend>(
             }
             observer.step_done(epoch, i, steps_per_epoch, loss);
         }
+        let valid = match groups {
+            Some(g) => split::split_model(model.valid(), &coverage, g),
+            None => model.valid(),
+        };
         let (val_loss, val_nrmse) = validate(
-            &inference_view(model.valid(), &cfg.bio),
+            &valid,
             &windows,
             &sets.val,
             &normalizer,
