@@ -1,7 +1,10 @@
 //! The one benchmark binary (each extra binary relinks Burn): criterion groups by area.
 //!
 //! `cargo bench --bench main -- generate` runs the generation group, `-- bio_overhead` the cost of
-//! each bio mechanism in training. The two-scale Lorenz-96
+//! each bio mechanism in training, `-- train_step` one training step of each model (the paper
+//! sizes too with `CHAOSCAST_BENCH_PAPER=1`, on the GPU with `CHAOSCAST_BENCH_DEVICE=cuda` in a
+//! `--features cuda` build; `benches/compare_torch.py` runs the same steps in PyTorch and prints
+//! both side by side). The two-scale Lorenz-96
 //! paper dataset (10,000 samples, rtol = atol = 1e-10) takes several seconds per iteration;
 //! `benches/compare_scipy.py` times the same job in scipy.
 
@@ -109,5 +112,172 @@ fn bio_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, generation, bio_overhead);
+/// One training step of each model, at the sizes of the performance table in the README.
+///
+/// `bare-*`: the recurrent step alone, as PyTorch users time it: one LSTM or GRU layer over
+/// `[batch, 150, 3]`, a linear head on the last hidden state, MSE, plain SGD; `*-unfused` is the
+/// same step through the op-by-op cells (the speed before the fused layers). `<model>/*-plain`
+/// and `*-asam`: the full forecaster as `train` runs it (attention head for the recurrent models,
+/// horizon 41, Adam), with plain gradients and with ASAM (two passes).
+fn train_step(c: &mut Criterion) {
+    use burn::backend::{Autodiff, Flex};
+    match std::env::var("CHAOSCAST_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => {
+            #[cfg(feature = "cuda")]
+            steps::run::<Autodiff<burn::backend::Cuda>>(c, &Default::default());
+            #[cfg(not(feature = "cuda"))]
+            panic!("CHAOSCAST_BENCH_DEVICE=cuda needs a build with --features cuda");
+        }
+        Ok("cpu") | Err(_) => steps::run::<Autodiff<Flex>>(c, &Default::default()),
+        Ok(other) => panic!("CHAOSCAST_BENCH_DEVICE must be cpu or cuda, not {other}"),
+    }
+}
+
+mod steps {
+    use std::time::Duration;
+
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig};
+    use burn::prelude::*;
+    use burn::tensor::backend::AutodiffBackend;
+    use chaoscast::models::cells::{GruCell, LstmCell, RecurrentCell};
+    use chaoscast::models::{CellKind, Model, ModelConfig, ModelKind, Preset};
+    use chaoscast::train::asam::{Sharpness, gradients};
+    use criterion::{BenchmarkId, Criterion};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    const LOOKBACK: usize = 150;
+    const VARS: usize = 3;
+    const HORIZON: usize = 41;
+
+    fn normal<B: Backend, const D: usize>(
+        shape: [usize; D],
+        seed: u64,
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// The bare recurrent step's model: one layer and a linear head on the last hidden state.
+    #[derive(Module, Debug)]
+    pub struct Bare<B: Backend> {
+        cell: RecurrentCell<B>,
+        head: Linear<B>,
+        fused: bool,
+    }
+
+    impl<B: Backend> Bare<B> {
+        fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 2> {
+            let states = if self.fused {
+                self.cell.forward(x)
+            } else {
+                self.cell.forward_unfused(x)
+            };
+            let [batch, steps, hidden] = states.dims();
+            self.head
+                .forward(states.narrow(1, steps - 1, 1).reshape([batch, hidden]))
+        }
+    }
+
+    pub fn run<B: AutodiffBackend>(c: &mut Criterion, device: &B::Device) {
+        let paper = std::env::var("CHAOSCAST_BENCH_PAPER").is_ok_and(|v| v == "1");
+        let mut group = c.benchmark_group("train_step");
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(if paper { 20 } else { 6 }));
+        group.warm_up_time(Duration::from_secs(2));
+
+        let mut bare = vec![(64, 128, true), (64, 128, false)];
+        if paper {
+            bare.push((256, 512, true));
+        }
+        for (batch, hidden, fused) in bare {
+            for kind in [CellKind::Lstm, CellKind::Gru] {
+                let mut rng = ChaCha8Rng::seed_from_u64(0);
+                let cell = match kind {
+                    CellKind::Lstm => {
+                        RecurrentCell::Lstm(LstmCell::new(&mut rng, VARS, hidden, device))
+                    }
+                    CellKind::Gru => {
+                        RecurrentCell::Gru(GruCell::new(&mut rng, VARS, hidden, device))
+                    }
+                };
+                let mut model = Some(Bare {
+                    cell,
+                    head: LinearConfig::new(hidden, VARS).init(device),
+                    fused,
+                });
+                let x = normal::<B, 3>([batch, LOOKBACK, VARS], 1, device);
+                let y = normal::<B, 2>([batch, VARS], 2, device);
+                let mut sgd = SgdConfig::new().init();
+                let name = format!(
+                    "bare-{}{}",
+                    format!("{kind:?}").to_lowercase(),
+                    if fused { "" } else { "-unfused" }
+                );
+                group.bench_function(BenchmarkId::new(name, format!("b{batch}-h{hidden}")), |b| {
+                    b.iter(|| {
+                        let m = model.take().expect("the model is put back after each step");
+                        let loss = (m.forward(x.clone()) - y.clone()).square().mean();
+                        let _ = loss.clone().into_scalar();
+                        let grads = GradientsParams::from_grads(loss.backward(), &m);
+                        model = Some(sgd.step(0.01, m, grads));
+                    })
+                });
+            }
+        }
+
+        let mut sizes = vec![Preset::Small];
+        if paper {
+            sizes.push(Preset::Paper);
+        }
+        for preset in sizes {
+            let (batch, hidden) = match preset {
+                Preset::Small => (64, 128),
+                Preset::Paper => (256, 512),
+            };
+            for kind in [
+                ModelKind::Lstm,
+                ModelKind::Gru,
+                ModelKind::Fdn,
+                ModelKind::Transformer,
+            ] {
+                let cfg = match ModelConfig::preset(kind, preset, VARS, LOOKBACK, HORIZON) {
+                    ModelConfig::Recurrent(r) => ModelConfig::Recurrent(r.with_hidden(hidden)),
+                    other => other,
+                };
+                let x = normal::<B, 3>([batch, LOOKBACK, VARS], 1, device);
+                let y = normal::<B, 3>([batch, HORIZON, VARS], 2, device);
+                for (label, sharpness) in
+                    [("plain", Sharpness::None), ("asam", Sharpness::default())]
+                {
+                    let mut model: Option<Model<B>> =
+                        Some(cfg.init(device).expect("preset configs are valid"));
+                    let mut adam = AdamConfig::new().with_epsilon(1e-8).init();
+                    let size = format!("{preset:?}").to_lowercase();
+                    group.bench_function(
+                        BenchmarkId::new(cfg.name(), format!("{size}-{label}")),
+                        |b| {
+                            b.iter(|| {
+                                let m =
+                                    model.take().expect("the model is put back after each step");
+                                let (_, grads) = gradients(&m, sharpness, |m: &Model<B>| {
+                                    (m.forward(x.clone()) - y.clone()).square().mean()
+                                });
+                                model = Some(adam.step(1e-3, m, grads));
+                            })
+                        },
+                    );
+                }
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, generation, bio_overhead, train_step);
 criterion_main!(benches);

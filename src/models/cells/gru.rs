@@ -38,10 +38,26 @@ impl<B: Backend> GruCell<B> {
         }
     }
 
-    /// Runs over a sequence from a zero state.
+    /// Runs over a sequence from a zero state: the fused layer where the backend has it
+    /// (the CPU backend, with or without autodiff), [`Self::forward_unfused`] elsewhere.
     ///
     /// `x`: `[batch, steps, inputs]` → every hidden state, `[batch, steps, hidden]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        super::fused::gru(
+            x.clone(),
+            self.input.val(),
+            self.recurrent.val(),
+            self.input_bias.val(),
+            self.recurrent_bias.val(),
+            self.hidden,
+        )
+        .unwrap_or_else(|| self.forward_unfused(x))
+    }
+
+    /// The straightforward forward pass, one tensor operation at a time (autodiff records
+    /// each): the reference the fused layer is tested against, and the path of backends without
+    /// one.
+    pub fn forward_unfused(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, steps, inputs] = x.dims();
         let hid = self.hidden;
         let device = x.device();

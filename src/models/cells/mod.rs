@@ -2,7 +2,9 @@
 //! steps is one matrix product, and each step adds one `[batch, hidden] × [hidden, gates·hidden]`
 //! product. The bio mechanisms and the performance work reach inside these cells.
 
+mod fused;
 mod gru;
+pub mod kernels;
 mod lstm;
 
 pub use gru::GruCell;
@@ -29,9 +31,149 @@ impl<B: Backend> RecurrentCell<B> {
             RecurrentCell::Gru(cell) => cell.forward(x),
         }
     }
+
+    /// The op-by-op reference forward pass (see [`LstmCell::forward_unfused`]).
+    pub fn forward_unfused(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self {
+            RecurrentCell::Lstm(cell) => cell.forward_unfused(x),
+            RecurrentCell::Gru(cell) => cell.forward_unfused(x),
+        }
+    }
 }
 
 /// Step `k` of `[batch, steps, width]` as `[batch, width]`.
 fn step<B: Backend>(x: &Tensor<B, 3>, k: usize) -> Tensor<B, 2> {
     x.clone().narrow(1, k, 1).squeeze_dim::<2>(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::module::Param;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    type A = Autodiff<Flex>;
+
+    fn random<const D: usize>(rng: &mut ChaCha8Rng, shape: [usize; D], scale: f32) -> Tensor<A, D> {
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
+        Tensor::from_data(TensorData::new(values, shape), &Default::default())
+    }
+
+    fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 2e-5 * scale,
+                "{what}[{i}]: fused {x} vs reference {y} (scale {scale})"
+            );
+        }
+    }
+
+    /// A layer with random weights and biases (biases start at zero otherwise, which would hide
+    /// a wrong bias gradient).
+    fn layer(kind: &str, rng: &mut ChaCha8Rng, inputs: usize, hidden: usize) -> RecurrentCell<A> {
+        let device = Default::default();
+        match kind {
+            "lstm" => {
+                let mut cell = LstmCell::<A>::new(rng, inputs, hidden, &device);
+                cell.bias = Param::from_tensor(random(rng, [4 * hidden], 0.5));
+                RecurrentCell::Lstm(cell)
+            }
+            _ => {
+                let mut cell = GruCell::<A>::new(rng, inputs, hidden, &device);
+                cell.input_bias = Param::from_tensor(random(rng, [3 * hidden], 0.5));
+                cell.recurrent_bias = Param::from_tensor(random(rng, [3 * hidden], 0.5));
+                RecurrentCell::Gru(cell)
+            }
+        }
+    }
+
+    /// Every parameter's gradient, by name.
+    fn param_grads(
+        cell: &RecurrentCell<A>,
+        grads: &<A as burn::tensor::backend::AutodiffBackend>::Gradients,
+    ) -> Vec<(&'static str, Vec<f32>)> {
+        let g2 = |p: &Param<Tensor<A, 2>>| values(p.val().grad(grads).expect("a weight gradient"));
+        let g1 = |p: &Param<Tensor<A, 1>>| values(p.val().grad(grads).expect("a bias gradient"));
+        match cell {
+            RecurrentCell::Lstm(c) => vec![
+                ("input", g2(&c.input)),
+                ("recurrent", g2(&c.recurrent)),
+                ("bias", g1(&c.bias)),
+            ],
+            RecurrentCell::Gru(c) => vec![
+                ("input", g2(&c.input)),
+                ("recurrent", g2(&c.recurrent)),
+                ("input_bias", g1(&c.input_bias)),
+                ("recurrent_bias", g1(&c.recurrent_bias)),
+            ],
+        }
+    }
+
+    /// The fused layers (forward and back-propagation through time by hand) agree with the
+    /// op-by-op reference on random inputs, weights and output gradients: outputs, and the
+    /// gradients of the input and of every parameter, through two stacked layers.
+    #[test]
+    fn fused_layers_match_the_reference_forward_and_gradients() {
+        for kind in ["lstm", "gru"] {
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let (batch, steps, inputs, hidden) = (3, 9, 2, 5);
+            let layers = [
+                layer(kind, &mut rng, inputs, hidden),
+                layer(kind, &mut rng, hidden, hidden),
+            ];
+            let x = random(&mut rng, [batch, steps, inputs], 2.0).require_grad();
+            let weight = random(&mut rng, [batch, steps, hidden], 1.0);
+            let run = |fused: bool| {
+                let h = layers.iter().fold(x.clone(), |input, l| {
+                    if fused {
+                        l.forward(input)
+                    } else {
+                        l.forward_unfused(input)
+                    }
+                });
+                let grads = (h.clone() * weight.clone()).sum().backward();
+                let mut out = vec![("output".to_string(), values(h.inner()))];
+                out.push(("x".into(), values(x.grad(&grads).unwrap())));
+                for (l, layer) in layers.iter().enumerate() {
+                    for (name, g) in param_grads(layer, &grads) {
+                        out.push((format!("layer {l} {name}"), g));
+                    }
+                }
+                out
+            };
+            let (fused, reference) = (run(true), run(false));
+            for ((name, a), (_, b)) in fused.iter().zip(&reference) {
+                assert_close(&format!("{kind} {name}"), a, b);
+            }
+        }
+    }
+
+    /// Without autodiff (evaluation, prediction) the fused layer gives the reference outputs.
+    #[test]
+    fn fused_inference_matches_the_reference() {
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let x: Tensor<Flex, 3> = random(&mut rng, [2, 6, 3], 1.5).inner();
+        let lstm = LstmCell::<Flex>::new(&mut rng, 3, 4, &device);
+        assert_close(
+            "lstm",
+            &values(lstm.forward(x.clone())),
+            &values(lstm.forward_unfused(x.clone())),
+        );
+        let gru = GruCell::<Flex>::new(&mut rng, 3, 4, &device);
+        assert_close(
+            "gru",
+            &values(gru.forward(x.clone())),
+            &values(gru.forward_unfused(x)),
+        );
+    }
 }
