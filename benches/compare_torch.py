@@ -8,12 +8,13 @@ ASAM costs over a plain step. Not run by CI.
 
     python3 -m venv benches/.venv && benches/.venv/bin/pip install -r benches/requirements.txt
     benches/.venv/bin/python benches/compare_torch.py [--device cpu|cuda] [--threads 2] [--paper]
-        [--ours PATH] [--only-torch] [--steps N] [--out FILE.md]
+        [--ours PATH] [--only-torch] [--only REGEX] [--steps N] [--out FILE.md]
 
 --ours PATH   the bench executable; by default `cargo bench --bench main --no-run` builds it
               (with `--features cuda` for `--device cuda`) and its path is taken from Cargo's
               JSON messages.
 --paper       adds the paper sizes (batch 256, hidden 512, ...); slow on a CPU.
+--only REGEX  keeps the configs whose id matches, e.g. `--paper --only 'b256'`.
 --only-torch  skips our side (its columns read n/a), so the script runs without a Rust build.
 --steps N     PyTorch steps timed after 3 warm-up steps (default: 20 for the small sizes on a
               CPU, 5 for the paper sizes on a CPU, 50 on the GPU); criterion picks its own count.
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -494,10 +496,13 @@ def report(rows, info, args):
     for model in MODELS:
         parts = []
         for size in sizes:
-            plain, asam = rows[f"{model}/{size}-plain"], rows[f"{model}/{size}-asam"]
+            plain, asam = rows.get(f"{model}/{size}-plain"), rows.get(f"{model}/{size}-asam")
+            if plain is None or asam is None:
+                continue  # left out by --only
             parts.append(f"{size}: ours {fmt_ratio(asam[0], plain[0])}, "
                          f"PyTorch {fmt_ratio(asam[2], plain[2])}")
-        lines.append(f"- {model} asam / plain: " + "; ".join(parts))
+        if parts:
+            lines.append(f"- {model} asam / plain: " + "; ".join(parts))
     return lines
 
 
@@ -514,6 +519,8 @@ def main():
     parser.add_argument("--only-torch", action="store_true", help="skip our side")
     parser.add_argument("--steps", type=int, help="PyTorch steps timed per config")
     parser.add_argument("--out", metavar="FILE.md", help="also write the report here")
+    parser.add_argument("--only", metavar="REGEX",
+                        help="only the configs whose id matches (e.g. 'bare-.*/b256')")
     # Internal: what the children run.
     parser.add_argument("--torch-one", metavar="ID", help=argparse.SUPPRESS)
     parser.add_argument("--torch-info", action="store_true", help=argparse.SUPPRESS)
@@ -535,7 +542,10 @@ def main():
     info = run_torch_child("import", ["--torch-info"], args)
     rows = {}
     torch_results = {}
+    pattern = re.compile(args.only) if args.only else None
     for cid in config_ids(args.paper):
+        if pattern and not pattern.search(cid):
+            continue
         ours_ms = ours_mib = None
         if binary:
             log(f"ours    {cid} ...")
