@@ -618,7 +618,7 @@ fn demo_runs_end_to_end() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("| LSTM baseline | none | 1 |"), "{stdout}");
     assert!(
-        stdout.contains("| LSTM bio | paper-tuned | 1 |"),
+        stdout.contains("| LSTM bio | paper-default | 1 |"),
         "{stdout}"
     );
     assert!(stdout.contains("Next:"), "{stdout}");
@@ -634,6 +634,7 @@ fn demo_runs_end_to_end() {
     }
     let bio = chaoscast::run::RunConfig::load(&d.join("demo/bio")).unwrap();
     assert!(bio.train.bio.fuzzy_lr.is_some() && bio.train.bio.rejuvenation.is_some());
+    assert_eq!(bio.train.bio.splitting.as_ref().map(|s| s.groups), Some(2));
     let metrics = std::fs::read_to_string(d.join("demo/bio/metrics.csv")).unwrap();
     let rejuvenated: usize = metrics
         .lines()
