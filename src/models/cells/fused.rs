@@ -7,8 +7,10 @@
 //! tensors, so everything that acts on parameters (weight splitting's grouped view, fuzzy
 //! learning rates' gradient scaling, rejuvenation, ASAM's perturbation) works unchanged.
 //!
-//! Other backends get `None` and the cells fall back to their op-by-op forward, which stays the
-//! reference the kernels are tested against.
+//! Under autodiff on CUDA the layer is [`super::generic`]'s: the same single node with
+//! back-propagation through time by hand, as tensor operations on the GPU. Other backends (and
+//! CUDA without autodiff) get `None` and the cells fall back to their op-by-op forward, which
+//! stays the reference both are tested against.
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
@@ -155,6 +157,17 @@ fn run<B: Backend>(kind: Kind, args: Args<B>, hidden: usize) -> Option<Tensor<B,
         let out = run_autodiff(kind, args, hidden)?;
         cast(out)
     } else {
+        #[cfg(feature = "cuda")]
+        if backend == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
+            let args: Args<Autodiff<burn::backend::Cuda>> = cast(args)?;
+            let kind = match kind {
+                Kind::Lstm => super::generic::Kind::Lstm,
+                Kind::Gru => super::generic::Kind::Gru,
+            };
+            let [input, recurrent] = args.weights;
+            let out = super::generic::run(kind, args.x, input, recurrent, args.biases);
+            return cast(out);
+        }
         None
     }
 }

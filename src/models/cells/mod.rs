@@ -3,6 +3,7 @@
 //! product. The bio mechanisms and the performance work reach inside these cells.
 
 mod fused;
+mod generic;
 mod gru;
 pub mod kernels;
 mod lstm;
@@ -118,8 +119,29 @@ mod tests {
         }
     }
 
-    /// The fused layers (forward and back-propagation through time by hand) agree with the
-    /// op-by-op reference on random inputs, weights and output gradients: outputs, and the
+    /// The backend-generic fused layer (the CUDA path), here on the CPU backend.
+    fn generic_forward(cell: &RecurrentCell<A>, x: Tensor<A, 3>) -> Tensor<A, 3> {
+        use generic::Kind;
+        match cell {
+            RecurrentCell::Lstm(c) => generic::run::<Flex>(
+                Kind::Lstm,
+                x,
+                c.input.val(),
+                c.recurrent.val(),
+                vec![c.bias.val()],
+            ),
+            RecurrentCell::Gru(c) => generic::run::<Flex>(
+                Kind::Gru,
+                x,
+                c.input.val(),
+                c.recurrent.val(),
+                vec![c.input_bias.val(), c.recurrent_bias.val()],
+            ),
+        }
+    }
+
+    /// The fused layers (forward and back-propagation through time by hand; the host kernels
+    /// and the backend-generic layer) agree with the op-by-op reference on random inputs, weights and output gradients: outputs, and the
     /// gradients of the input and of every parameter, through two stacked layers.
     #[test]
     fn fused_layers_match_the_reference_forward_and_gradients() {
@@ -132,13 +154,11 @@ mod tests {
             ];
             let x = random(&mut rng, [batch, steps, inputs], 2.0).require_grad();
             let weight = random(&mut rng, [batch, steps, hidden], 1.0);
-            let run = |fused: bool| {
-                let h = layers.iter().fold(x.clone(), |input, l| {
-                    if fused {
-                        l.forward(input)
-                    } else {
-                        l.forward_unfused(input)
-                    }
+            let run = |mode: &str| {
+                let h = layers.iter().fold(x.clone(), |input, l| match mode {
+                    "fused" => l.forward(input),
+                    "generic" => generic_forward(l, input),
+                    _ => l.forward_unfused(input),
                 });
                 let grads = (h.clone() * weight.clone()).sum().backward();
                 let mut out = vec![("output".to_string(), values(h.inner()))];
@@ -150,9 +170,11 @@ mod tests {
                 }
                 out
             };
-            let (fused, reference) = (run(true), run(false));
-            for ((name, a), (_, b)) in fused.iter().zip(&reference) {
-                assert_close(&format!("{kind} {name}"), a, b);
+            let reference = run("reference");
+            for mode in ["fused", "generic"] {
+                for ((name, a), (_, b)) in run(mode).iter().zip(&reference) {
+                    assert_close(&format!("{kind} {mode} {name}"), a, b);
+                }
             }
         }
     }
