@@ -179,6 +179,35 @@ mod tests {
         }
     }
 
+    /// The output gradient reaches the fused layers in other layouts too: a broadcast one
+    /// (the gradient of a plain sum) and one that is zero but for the last step (a head on
+    /// the last hidden state, as in the bare benchmark).
+    #[test]
+    fn fused_layers_take_broadcast_and_sliced_output_gradients() {
+        for kind in ["lstm", "gru"] {
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let layer = layer(kind, &mut rng, 3, 4);
+            let x = random(&mut rng, [5, 6, 3], 1.0);
+            for loss in ["sum", "last"] {
+                let grads_of = |fused: bool| {
+                    let h = if fused {
+                        layer.forward(x.clone())
+                    } else {
+                        layer.forward_unfused(x.clone())
+                    };
+                    let scalar = match loss {
+                        "sum" => h.sum(),
+                        _ => h.narrow(1, 5, 1).powi_scalar(2).sum(),
+                    };
+                    param_grads(&layer, &scalar.backward())
+                };
+                for ((name, a), (_, b)) in grads_of(true).iter().zip(&grads_of(false)) {
+                    assert_close(&format!("{kind} {loss} {name}"), a, b);
+                }
+            }
+        }
+    }
+
     /// Without autodiff (evaluation, prediction) the fused layer gives the reference outputs.
     #[test]
     fn fused_inference_matches_the_reference() {
