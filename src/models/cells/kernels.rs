@@ -179,6 +179,35 @@ fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
     out
 }
 
+/// The input projection of every step at once, bias included: `acts = x·input + bias`, all
+/// `[rows, gates·hidden]`.
+fn input_projection(d: Dims, x: &[f32], input: &[f32], bias: &[f32], acts: &mut [f32]) {
+    let width = bias.len();
+    for row in acts.chunks_exact_mut(width) {
+        row.copy_from_slice(bias);
+    }
+    matmul(
+        acts,
+        View::row_major(d.rows(), width),
+        true,
+        x,
+        View::row_major(d.rows(), d.inputs),
+        input,
+        View::row_major(d.inputs, width),
+    );
+}
+
+/// The transpose of a row-major `rows × cols` matrix, row-major.
+fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate().take(rows) {
+        for (c, v) in row.iter().enumerate() {
+            out[c * rows + r] = *v;
+        }
+    }
+    out
+}
+
 /// The hidden states shifted one step later: row `(b, t)` holds `h[b, t−1]`, zero at `t = 0`.
 fn previous_states(h: &[f32], d: Dims) -> Vec<f32> {
     let mut out = vec![0.0; h.len()];
@@ -190,25 +219,29 @@ fn previous_states(h: &[f32], d: Dims) -> Vec<f32> {
     out
 }
 
-/// Defines `$name` as `$body` compiled three times, for AVX-512, for AVX2 + FMA and for the
+/// Defines the function `$name` with its body compiled three times, for AVX-512, for AVX2 + FMA and for the
 /// baseline target, and picks the best the CPU has at run time: the gate loops vectorise
 /// 16, 8 or 4 lanes wide, and the binary still runs on any x86-64.
 macro_rules! multiversion {
-    ($(#[$meta:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
         fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn imp($($arg: $ty),*) $body
+
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn v4($($arg: $ty),*) {
-                    $body($($arg),*)
+                    imp($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 fn v3($($arg: $ty),*) {
-                    $body($($arg),*)
+                    imp($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512dq")
@@ -224,7 +257,7 @@ macro_rules! multiversion {
                     return unsafe { v3($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            imp($($arg),*)
         }
     };
 }
@@ -308,7 +341,7 @@ pub fn lstm_forward(
 
 multiversion! {
     /// [`lstm_forward`] for one chunk of sequences, on one thread.
-    fn lstm_forward_chunk => lstm_forward_chunk_body(
+    fn lstm_forward_chunk(
         d: Dims,
         x: &[f32],
         input: &[f32],
@@ -318,67 +351,40 @@ multiversion! {
         acts: &mut [f32],
         cells: &mut [f32],
         tanh_cells: &mut [f32],
-    )
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn lstm_forward_chunk_body(
-    d: Dims,
-    x: &[f32],
-    input: &[f32],
-    recurrent: &[f32],
-    bias: &[f32],
-    h: &mut [f32],
-    acts: &mut [f32],
-    cells: &mut [f32],
-    tanh_cells: &mut [f32],
-) {
-    let (hid, steps) = (d.hidden, d.steps);
-    let g4 = 4 * hid;
-    let rows = d.rows();
-    // The input projection of every step at once, bias included.
-    for row in acts.chunks_exact_mut(g4) {
-        row.copy_from_slice(bias);
-    }
-    matmul(
-        acts,
-        View::row_major(rows, g4),
-        true,
-        x,
-        View::row_major(rows, d.inputs),
-        input,
-        View::row_major(d.inputs, g4),
-    );
-    let zeros = vec![0.0f32; hid];
-    for t in 0..steps {
-        if t > 0 {
-            matmul(
-                &mut acts[t * g4..],
-                View::strided(d.batch, g4, steps * g4),
-                true,
-                &h[(t - 1) * hid..],
-                View::strided(d.batch, hid, steps * hid),
-                recurrent,
-                View::row_major(hid, g4),
-            );
-        }
-        for b in 0..d.batch {
-            let row = b * steps + t;
-            let (done, rest) = cells.split_at_mut(row * hid);
-            let c_prev = if t > 0 {
-                &done[(row - 1) * hid..]
-            } else {
-                &zeros[..]
-            };
-            let c = &mut rest[..hid];
-            let tc = &mut tanh_cells[row * hid..(row + 1) * hid];
-            let h_row = &mut h[row * hid..(row + 1) * hid];
-            let a = &mut acts[row * g4..(row + 1) * g4];
-            let (ai, a) = a.split_at_mut(hid);
-            let (af, a) = a.split_at_mut(hid);
-            let (ag, ao) = a.split_at_mut(hid);
-            lstm_forward_row(ai, af, ag, ao, c_prev, c, tc, h_row);
+    ) {
+        let (hid, steps) = (d.hidden, d.steps);
+        let g4 = 4 * hid;
+        input_projection(d, x, input, bias, acts);
+        let zeros = vec![0.0f32; hid];
+        for t in 0..steps {
+            if t > 0 {
+                matmul(
+                    &mut acts[t * g4..],
+                    View::strided(d.batch, g4, steps * g4),
+                    true,
+                    &h[(t - 1) * hid..],
+                    View::strided(d.batch, hid, steps * hid),
+                    recurrent,
+                    View::row_major(hid, g4),
+                );
+            }
+            for b in 0..d.batch {
+                let row = b * steps + t;
+                let (done, rest) = cells.split_at_mut(row * hid);
+                let c_prev = if t > 0 {
+                    &done[(row - 1) * hid..]
+                } else {
+                    &zeros[..]
+                };
+                let c = &mut rest[..hid];
+                let tc = &mut tanh_cells[row * hid..(row + 1) * hid];
+                let h_row = &mut h[row * hid..(row + 1) * hid];
+                let a = &mut acts[row * g4..(row + 1) * g4];
+                let (ai, a) = a.split_at_mut(hid);
+                let (af, a) = a.split_at_mut(hid);
+                let (ag, ao) = a.split_at_mut(hid);
+                lstm_forward_row(ai, af, ag, ao, c_prev, c, tc, h_row);
+            }
         }
     }
 }
@@ -402,6 +408,9 @@ pub fn lstm_backward(
     let rows = d.rows();
     assert_eq!(dh.len(), rows * hid, "lstm output gradient size");
     let mut da = vec![0.0f32; rows * g4];
+    // W_hᵀ laid out row-major once: gemm packs a transposed view far more slowly, and the
+    // recurrence multiplies by it at every step.
+    let recurrent_t = transposed(recurrent, hid, g4);
     let n = chunk_rows(d.batch) * steps;
     da.par_chunks_mut(n * g4)
         .zip(tape.acts.par_chunks(n * g4))
@@ -413,7 +422,7 @@ pub fn lstm_backward(
                 batch: dh.len() / (steps * hid),
                 ..d
             };
-            lstm_backward_chunk(d, recurrent, acts, cells, tanh_cells, dh, da);
+            lstm_backward_chunk(d, &recurrent_t, acts, cells, tanh_cells, dh, da);
         });
     let h_prev = previous_states(h, d);
     let (recurrent_grad, input_grad, dx) =
@@ -429,73 +438,62 @@ pub fn lstm_backward(
 
 multiversion! {
     /// The gate gradients `da` of [`lstm_backward`] for one chunk of sequences, on one thread.
-    fn lstm_backward_chunk => lstm_backward_chunk_body(
+    fn lstm_backward_chunk(
         d: Dims,
-        recurrent: &[f32],
+        recurrent_t: &[f32],
         acts: &[f32],
         cells: &[f32],
         tanh_cells: &[f32],
         dh: &[f32],
         da: &mut [f32],
-    )
-}
-
-#[inline(always)]
-fn lstm_backward_chunk_body(
-    d: Dims,
-    recurrent: &[f32],
-    acts: &[f32],
-    cells: &[f32],
-    tanh_cells: &[f32],
-    dh: &[f32],
-    da: &mut [f32],
-) {
-    let (hid, steps) = (d.hidden, d.steps);
-    let g4 = 4 * hid;
-    let mut dh_next = vec![0.0f32; d.batch * hid];
-    let mut dc_next = vec![0.0f32; d.batch * hid];
-    let zeros = vec![0.0f32; hid];
-    for t in (0..steps).rev() {
-        if t + 1 < steps {
-            // dh_t from the recurrence: dA_{t+1}·W_hᵀ.
-            matmul(
-                &mut dh_next,
-                View::row_major(d.batch, hid),
-                false,
-                &da[(t + 1) * g4..],
-                View::strided(d.batch, g4, steps * g4),
-                recurrent,
-                View::row_major(hid, g4).t(),
-            );
-        }
-        for b in 0..d.batch {
-            let row = b * steps + t;
-            let a = &acts[row * g4..(row + 1) * g4];
-            let (ai, a) = a.split_at(hid);
-            let (af, a) = a.split_at(hid);
-            let (ag, ao) = a.split_at(hid);
-            let c_prev = if t > 0 {
-                &cells[(row - 1) * hid..row * hid]
-            } else {
-                &zeros[..]
-            };
-            let tc = &tanh_cells[row * hid..(row + 1) * hid];
-            let dh_row = &dh[row * hid..(row + 1) * hid];
-            let dhn = &dh_next[b * hid..(b + 1) * hid];
-            let dcn = &mut dc_next[b * hid..(b + 1) * hid];
-            let g = &mut da[row * g4..(row + 1) * g4];
-            let (gi, g) = g.split_at_mut(hid);
-            let (gf, g) = g.split_at_mut(hid);
-            let (gg, go) = g.split_at_mut(hid);
-            lstm_backward_row(
-                [ai, af, ag, ao],
-                c_prev,
-                tc,
-                dh_row,
-                dhn,
-                dcn,
-                [gi, gf, gg, go],
-            );
+    ) {
+        let (hid, steps) = (d.hidden, d.steps);
+        let g4 = 4 * hid;
+        let mut dh_next = vec![0.0f32; d.batch * hid];
+        let mut dc_next = vec![0.0f32; d.batch * hid];
+        let zeros = vec![0.0f32; hid];
+        for t in (0..steps).rev() {
+            if t + 1 < steps {
+                // dh_t from the recurrence: dA_{t+1}·W_hᵀ.
+                matmul(
+                    &mut dh_next,
+                    View::row_major(d.batch, hid),
+                    false,
+                    &da[(t + 1) * g4..],
+                    View::strided(d.batch, g4, steps * g4),
+                    recurrent_t,
+                    View::row_major(g4, hid),
+                );
+            }
+            for b in 0..d.batch {
+                let row = b * steps + t;
+                let a = &acts[row * g4..(row + 1) * g4];
+                let (ai, a) = a.split_at(hid);
+                let (af, a) = a.split_at(hid);
+                let (ag, ao) = a.split_at(hid);
+                let c_prev = if t > 0 {
+                    &cells[(row - 1) * hid..row * hid]
+                } else {
+                    &zeros[..]
+                };
+                let tc = &tanh_cells[row * hid..(row + 1) * hid];
+                let dh_row = &dh[row * hid..(row + 1) * hid];
+                let dhn = &dh_next[b * hid..(b + 1) * hid];
+                let dcn = &mut dc_next[b * hid..(b + 1) * hid];
+                let g = &mut da[row * g4..(row + 1) * g4];
+                let (gi, g) = g.split_at_mut(hid);
+                let (gf, g) = g.split_at_mut(hid);
+                let (gg, go) = g.split_at_mut(hid);
+                lstm_backward_row(
+                    [ai, af, ag, ao],
+                    c_prev,
+                    tc,
+                    dh_row,
+                    dhn,
+                    dcn,
+                    [gi, gf, gg, go],
+                );
+            }
         }
     }
 }
@@ -608,7 +606,7 @@ pub fn gru_forward(
 
 multiversion! {
     /// [`gru_forward`] for one chunk of sequences, on one thread.
-    fn gru_forward_chunk => gru_forward_chunk_body(
+    fn gru_forward_chunk(
         d: Dims,
         x: &[f32],
         input: &[f32],
@@ -618,71 +616,45 @@ multiversion! {
         h: &mut [f32],
         acts: &mut [f32],
         hidden_n: &mut [f32],
-    )
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gru_forward_chunk_body(
-    d: Dims,
-    x: &[f32],
-    input: &[f32],
-    recurrent: &[f32],
-    input_bias: &[f32],
-    recurrent_bias: &[f32],
-    h: &mut [f32],
-    acts: &mut [f32],
-    hidden_n: &mut [f32],
-) {
-    let (hid, steps) = (d.hidden, d.steps);
-    let g3 = 3 * hid;
-    let rows = d.rows();
-    for row in acts.chunks_exact_mut(g3) {
-        row.copy_from_slice(input_bias);
-    }
-    matmul(
-        acts,
-        View::row_major(rows, g3),
-        true,
-        x,
-        View::row_major(rows, d.inputs),
-        input,
-        View::row_major(d.inputs, g3),
-    );
-    let mut hg = vec![0.0f32; d.batch * g3];
-    let zeros = vec![0.0f32; hid];
-    for t in 0..steps {
-        for row in hg.chunks_exact_mut(g3) {
-            row.copy_from_slice(recurrent_bias);
-        }
-        if t > 0 {
-            matmul(
-                &mut hg,
-                View::row_major(d.batch, g3),
-                true,
-                &h[(t - 1) * hid..],
-                View::strided(d.batch, hid, steps * hid),
-                recurrent,
-                View::row_major(hid, g3),
-            );
-        }
-        for b in 0..d.batch {
-            let row = b * steps + t;
-            let (done, rest) = h.split_at_mut(row * hid);
-            let h_prev = if t > 0 {
-                &done[(row - 1) * hid..]
-            } else {
-                &zeros[..]
-            };
-            let h_row = &mut rest[..hid];
-            let hn_row = &mut hidden_n[row * hid..(row + 1) * hid];
-            let hgb = &hg[b * g3..(b + 1) * g3];
-            let (hr, hgb) = hgb.split_at(hid);
-            let (hz, hn) = hgb.split_at(hid);
-            let a = &mut acts[row * g3..(row + 1) * g3];
-            let (ar, a) = a.split_at_mut(hid);
-            let (az, an) = a.split_at_mut(hid);
-            gru_forward_row([ar, az, an], [hr, hz, hn], h_prev, hn_row, h_row);
+    ) {
+        let (hid, steps) = (d.hidden, d.steps);
+        let g3 = 3 * hid;
+        input_projection(d, x, input, input_bias, acts);
+        let mut hg = vec![0.0f32; d.batch * g3];
+        let zeros = vec![0.0f32; hid];
+        for t in 0..steps {
+            for row in hg.chunks_exact_mut(g3) {
+                row.copy_from_slice(recurrent_bias);
+            }
+            if t > 0 {
+                matmul(
+                    &mut hg,
+                    View::row_major(d.batch, g3),
+                    true,
+                    &h[(t - 1) * hid..],
+                    View::strided(d.batch, hid, steps * hid),
+                    recurrent,
+                    View::row_major(hid, g3),
+                );
+            }
+            for b in 0..d.batch {
+                let row = b * steps + t;
+                let (done, rest) = h.split_at_mut(row * hid);
+                let h_prev = if t > 0 {
+                    &done[(row - 1) * hid..]
+                } else {
+                    &zeros[..]
+                };
+                let h_row = &mut rest[..hid];
+                let hn_row = &mut hidden_n[row * hid..(row + 1) * hid];
+                let hgb = &hg[b * g3..(b + 1) * g3];
+                let (hr, hgb) = hgb.split_at(hid);
+                let (hz, hn) = hgb.split_at(hid);
+                let a = &mut acts[row * g3..(row + 1) * g3];
+                let (ar, a) = a.split_at_mut(hid);
+                let (az, an) = a.split_at_mut(hid);
+                gru_forward_row([ar, az, an], [hr, hz, hn], h_prev, hn_row, h_row);
+            }
         }
     }
 }
@@ -709,6 +681,7 @@ pub fn gru_backward(
     // n block, where the recurrent side sits inside the reset gate's product.
     let mut dgx = vec![0.0f32; rows * g3];
     let mut dgh = vec![0.0f32; rows * g3];
+    let recurrent_t = transposed(recurrent, hid, g3);
     let n = chunk_rows(d.batch) * steps;
     dgx.par_chunks_mut(n * g3)
         .zip(dgh.par_chunks_mut(n * g3))
@@ -721,7 +694,7 @@ pub fn gru_backward(
                 batch: dh.len() / (steps * hid),
                 ..d
             };
-            gru_backward_chunk(d, recurrent, acts, hidden_n, h, dh, dgx, dgh);
+            gru_backward_chunk(d, &recurrent_t, acts, hidden_n, h, dh, dgx, dgh);
         });
     let h_prev = previous_states(h, d);
     let (recurrent_grad, input_grad, dx) =
@@ -738,76 +711,63 @@ pub fn gru_backward(
 multiversion! {
     /// The pre-activation gradients of [`gru_backward`] for one chunk of sequences, on one
     /// thread.
-    fn gru_backward_chunk => gru_backward_chunk_body(
+    fn gru_backward_chunk(
         d: Dims,
-        recurrent: &[f32],
+        recurrent_t: &[f32],
         acts: &[f32],
         hidden_n: &[f32],
         h: &[f32],
         dh: &[f32],
         dgx: &mut [f32],
         dgh: &mut [f32],
-    )
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gru_backward_chunk_body(
-    d: Dims,
-    recurrent: &[f32],
-    acts: &[f32],
-    hidden_n: &[f32],
-    h: &[f32],
-    dh: &[f32],
-    dgx: &mut [f32],
-    dgh: &mut [f32],
-) {
-    let (hid, steps) = (d.hidden, d.steps);
-    let g3 = 3 * hid;
-    let mut dh_next = vec![0.0f32; d.batch * hid];
-    let zeros = vec![0.0f32; hid];
-    for t in (0..steps).rev() {
-        for b in 0..d.batch {
-            let row = b * steps + t;
-            let a = &acts[row * g3..(row + 1) * g3];
-            let (ar, a) = a.split_at(hid);
-            let (az, an) = a.split_at(hid);
-            let hn = &hidden_n[row * hid..(row + 1) * hid];
-            let h_prev = if t > 0 {
-                &h[(row - 1) * hid..row * hid]
-            } else {
-                &zeros[..]
-            };
-            let dh_row = &dh[row * hid..(row + 1) * hid];
-            let dhn = &mut dh_next[b * hid..(b + 1) * hid];
-            let gx = &mut dgx[row * g3..(row + 1) * g3];
-            let (gxr, gx) = gx.split_at_mut(hid);
-            let (gxz, gxn) = gx.split_at_mut(hid);
-            let gxn = &mut gxn[..hid];
-            let gh = &mut dgh[row * g3..(row + 1) * g3];
-            let (ghr, gh) = gh.split_at_mut(hid);
-            let (ghz, ghn) = gh.split_at_mut(hid);
-            gru_backward_row(
-                [ar, az, an],
-                hn,
-                h_prev,
-                dh_row,
-                dhn,
-                [gxr, gxz, gxn],
-                [ghr, ghz, ghn],
-            );
-        }
-        if t > 0 {
-            // dh_{t−1} += dG_h,t·W_hᵀ.
-            matmul(
-                &mut dh_next,
-                View::row_major(d.batch, hid),
-                true,
-                &dgh[t * g3..],
-                View::strided(d.batch, g3, steps * g3),
-                recurrent,
-                View::row_major(hid, g3).t(),
-            );
+    ) {
+        let (hid, steps) = (d.hidden, d.steps);
+        let g3 = 3 * hid;
+        let mut dh_next = vec![0.0f32; d.batch * hid];
+        let zeros = vec![0.0f32; hid];
+        for t in (0..steps).rev() {
+            for b in 0..d.batch {
+                let row = b * steps + t;
+                let a = &acts[row * g3..(row + 1) * g3];
+                let (ar, a) = a.split_at(hid);
+                let (az, an) = a.split_at(hid);
+                let hn = &hidden_n[row * hid..(row + 1) * hid];
+                let h_prev = if t > 0 {
+                    &h[(row - 1) * hid..row * hid]
+                } else {
+                    &zeros[..]
+                };
+                let dh_row = &dh[row * hid..(row + 1) * hid];
+                let dhn = &mut dh_next[b * hid..(b + 1) * hid];
+                let gx = &mut dgx[row * g3..(row + 1) * g3];
+                let (gxr, gx) = gx.split_at_mut(hid);
+                let (gxz, gxn) = gx.split_at_mut(hid);
+                let gxn = &mut gxn[..hid];
+                let gh = &mut dgh[row * g3..(row + 1) * g3];
+                let (ghr, gh) = gh.split_at_mut(hid);
+                let (ghz, ghn) = gh.split_at_mut(hid);
+                gru_backward_row(
+                    [ar, az, an],
+                    hn,
+                    h_prev,
+                    dh_row,
+                    dhn,
+                    [gxr, gxz, gxn],
+                    [ghr, ghz, ghn],
+                );
+            }
+            if t > 0 {
+                // dh_{t−1} += dG_h,t·W_hᵀ.
+                matmul(
+                    &mut dh_next,
+                    View::row_major(d.batch, hid),
+                    true,
+                    &dgh[t * g3..],
+                    View::strided(d.batch, g3, steps * g3),
+                    recurrent_t,
+                    View::row_major(g3, hid),
+                );
+            }
         }
     }
 }
