@@ -178,13 +178,16 @@ impl<I: Backend> State<I> {
             }
             Kind::Gru => (flat(dgx), flat(dgh)),
         };
+        // h_{t−1} for every step: zeros, then all but the last state (a zero-length narrow
+        // would panic for a one-step window, so cut after concatenating).
         let h_prev = Tensor::cat(
             vec![
                 Tensor::<I, 3>::zeros([batch, 1, hidden], &device),
-                self.h.clone().narrow(1, 0, steps - 1),
+                self.h.clone(),
             ],
             1,
         )
+        .narrow(1, 0, steps)
         .reshape([rows, hidden]);
         let x = self.x.clone().reshape([rows, inputs]);
         let mut out = vec![

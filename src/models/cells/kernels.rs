@@ -72,9 +72,20 @@ impl View {
 
     /// Whether every element lies inside a slice of `len` elements.
     fn fits(&self, len: usize) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < len
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1)
+            .checked_mul(self.rs)
+            .zip((self.cols - 1).checked_mul(self.cs))
+            .and_then(|(a, b)| a.checked_add(b));
+        last.is_some_and(|last| last < len)
+    }
+
+    /// Whether distinct elements lie at distinct places (row-major rows that do not overlap),
+    /// as a destination must: gemm's threads write it in parallel.
+    fn distinct(&self) -> bool {
+        self.rows <= 1 || (self.cs == 1 && self.rs >= self.cols)
     }
 }
 
@@ -88,6 +99,7 @@ fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l: View, rhs:
         d.fits(dst.len()) && l.fits(lhs.len()) && r.fits(rhs.len()),
         "matmul views out of bounds"
     );
+    assert!(d.distinct(), "matmul destination rows overlap: {d:?}");
     if d.rows == 0 || d.cols == 0 {
         return;
     }
@@ -246,6 +258,8 @@ macro_rules! multiversion {
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512dq")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
                 {
                     // SAFETY: the CPU has every feature `v4` was compiled for.
                     return unsafe { v4($($arg),*) };
