@@ -375,7 +375,8 @@ pub fn grouped_bars(
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-9)
-        * 1.2;
+        // Headroom for the legend in the upper right: one line per series.
+        * (1.15 + 0.06 * series.len() as f64);
     write_png(path, |tmp| {
         let fail = |e: String| Error::storage(tmp, format!("cannot draw the plot ({e})"));
         bars(tmp, title, y_label, groups, series, top).map_err(fail)
