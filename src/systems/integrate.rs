@@ -1,5 +1,5 @@
 //! Integration of an [`OdeSystem`] with DOP853 (an 8th-order Dormand–Prince method with
-//! step-size control and dense output; see [`super::dop853`]).
+//! step-size control and dense output; see `src/systems/dop853.rs`).
 //!
 //! [`advance`] carries a state forward (a transient, a Lyapunov renormalisation interval);
 //! [`sample`] records a trajectory at a fixed interval by dense output. Both report progress,
