@@ -24,6 +24,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 
+use super::generic::Kind;
 use super::kernels::{self, Dims, GruTape, LstmTape};
 
 type Ad = Autodiff<Flex>;
@@ -98,13 +99,6 @@ impl HostArgs {
     }
 }
 
-/// Which layer a call runs.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Lstm,
-    Gru,
-}
-
 /// The fused LSTM layer, when the backend has it: `x` `[batch, steps, inputs]` → every hidden
 /// state `[batch, steps, hidden]`.
 pub(super) fn lstm<B: Backend>(
@@ -160,10 +154,6 @@ fn run<B: Backend>(kind: Kind, args: Args<B>, hidden: usize) -> Option<Tensor<B,
         #[cfg(feature = "cuda")]
         if backend == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
             let args: Args<Autodiff<burn::backend::Cuda>> = cast(args)?;
-            let kind = match kind {
-                Kind::Lstm => super::generic::Kind::Lstm,
-                Kind::Gru => super::generic::Kind::Gru,
-            };
             let [input, recurrent] = args.weights;
             let out = super::generic::run(kind, args.x, input, recurrent, args.biases);
             return cast(out);

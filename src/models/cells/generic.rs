@@ -21,7 +21,7 @@ use burn::tensor::TensorPrimitive;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::ops::FloatTensor;
 
-/// Which layer a call runs.
+/// Which layer a call runs (shared with the host path in `fused.rs`).
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Kind {
     Lstm,
