@@ -49,23 +49,27 @@ pub fn window_nrmse(errors: &[f64]) -> f64 {
     errors.iter().sum::<f64>() / errors.len() as f64
 }
 
-/// Valid prediction time in steps: the index of the first error above `threshold`, or the
-/// horizon if none is.
+/// Valid prediction time in steps: the index of the first error above `threshold` (or NaN: an
+/// overflowed forecast), or the horizon if none is.
 pub fn vpt(errors: &[f64], threshold: f64) -> usize {
     errors
         .iter()
-        .position(|e| *e > threshold)
+        .position(|e| e.is_nan() || *e > threshold)
         .unwrap_or(errors.len())
 }
 
-/// The median (mean of the two middle values for an even count).
+/// The median (mean of the two middle values for an even count). A NaN counts as +∞: an error
+/// that overflowed (a diverging closed-loop forecast) is larger than any finite one.
 ///
 /// # Panics
-/// If `values` is empty or holds a NaN.
+/// If `values` is empty.
 pub fn median(values: &[f64]) -> f64 {
     assert!(!values.is_empty(), "the median of nothing is undefined");
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).expect("values should not be NaN"));
+    let mut sorted: Vec<f64> = values
+        .iter()
+        .map(|v| if v.is_nan() { f64::INFINITY } else { *v })
+        .collect();
+    sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     if n % 2 == 1 {
         sorted[n / 2]
@@ -209,6 +213,7 @@ mod tests {
     fn vpt_is_the_first_crossing() {
         assert_eq!(vpt(&[0.1, 0.2, 0.5, 0.1], 0.4), 2);
         assert_eq!(vpt(&[0.5, 0.1], 0.4), 0);
+        assert_eq!(vpt(&[0.1, f64::NAN, 0.1], 0.4), 1);
         assert_eq!(
             vpt(&[0.1, 0.4], 0.4),
             2,
@@ -220,6 +225,8 @@ mod tests {
     fn median_odd_and_even() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[f64::NAN, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[f64::NAN, f64::NAN, 1.0]), f64::INFINITY);
     }
 
     #[test]

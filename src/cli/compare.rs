@@ -19,7 +19,9 @@ use super::train::{Settings, resume_settings, train_settings};
     chaoscast compare examples/compare-thomas.toml --output runs/compare\n\n\
     The experiment file (TOML) names datasets, models, seeds, a [train] table of settings every\n\
     cell shares (the keys of `train --config`), and [[variants]], each a name plus settings (e.g.\n\
-    bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. Cells go\n\
+    bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. ESN cells of\n\
+    variants with a bio mechanism are skipped, and the ESN's settings (leak, esn-search, ...) apply\n\
+    to the ESN only. Cells go\n\
     to OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N; finished cells are kept and a half-trained one\n\
     resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
     nrmse-DATASET.png per dataset.")]
@@ -131,6 +133,15 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                     }
                     .or(variant.settings.clone())
                     .or(shared.clone());
+                    let Some(settings) = for_model(model, settings) else {
+                        if !quiet {
+                            eprintln!(
+                                "cell {k}/{total}: {label}: skipped (the ESN is fitted in closed \
+                                 form, so the bio mechanisms have nothing to act on)"
+                            );
+                        }
+                        continue;
+                    };
                     let state = cell(&folder, &settings, &label, k, total, quiet)?;
                     done.push(CellResult {
                         dataset: dataset.clone(),
@@ -160,6 +171,29 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         markdown(&summarise(&done, &variants[0].name), &variants[0].name)
     );
     Ok(())
+}
+
+/// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
+/// models, so one experiment can hold both; `None` for an ESN cell of a variant with a bio
+/// mechanism, which has no meaning for a readout fitted in closed form.
+fn for_model(model: &str, mut s: Settings) -> Option<Settings> {
+    if model == "esn" {
+        let bio = s.bio.as_deref().is_some_and(|b| b != "none")
+            || s.fl_spread.is_some()
+            || s.fl_dist.is_some()
+            || s.wr_distance.is_some()
+            || s.wr_every.is_some()
+            || s.wr_one_sided.is_some()
+            || s.ws_groups.is_some();
+        return (!bio).then_some(s);
+    }
+    s.spectral_radius = None;
+    s.leak = None;
+    s.ridge = None;
+    s.input_scaling = None;
+    s.sparsity = None;
+    s.esn_search = None;
+    Some(s)
 }
 
 /// Runs (or resumes, or reads back) one cell and returns its numbers.

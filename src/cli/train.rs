@@ -14,8 +14,10 @@ use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::models::{ModelConfig, ModelKind, Preset};
 use chaoscast::run::{
     RUN_FORMAT_VERSION, RunConfig, load_checkpoint, save_checkpoint, save_metrics, save_model,
+    write_atomic,
 };
 use chaoscast::train::asam::Sharpness;
+use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
 use chaoscast::train::trainer::{
     Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
     training_normalizer,
@@ -33,7 +35,8 @@ use serde::Deserialize;
     Flags override the config file, which overrides the preset. --config takes a TOML file whose keys\n\
     are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
     batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, wr-distance,\n\
-    wr-every, wr-one-sided, ws-groups, bio-scope, output), or a run's config.json to repeat\n\
+    wr-every, wr-one-sided, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
+    sparsity, esn-search, output), or a run's config.json to repeat\n\
     that run exactly. The run folder gets config.json first, then every epoch metrics.csv and\n\
     checkpoint.bin (model, optimizer state, history: what --resume needs), and model.mpk (the best\n\
     model by validation NRMSE) whenever it improves.")]
@@ -58,7 +61,7 @@ pub(crate) struct Settings {
     /// Dataset file written by `chaoscast generate`.
     #[arg(long)]
     pub(crate) data: Option<PathBuf>,
-    /// Model family: lstm, gru, fdn or transformer.
+    /// Model family: lstm, gru, fdn, transformer or esn (echo state network, fitted in closed form).
     #[arg(long)]
     pub(crate) model: Option<String>,
     /// small (CPU-sized: Adam 3e-3, batch 64, 15 epochs) or paper (SPEC: SGD 0.1, batch 256, 400 epochs) [default: small].
@@ -79,7 +82,7 @@ pub(crate) struct Settings {
     /// Predicted steps H [default: the dataset's horizon, else one Lyapunov time].
     #[arg(long)]
     pub(crate) horizon: Option<usize>,
-    /// Hidden width (LSTM/GRU hidden size, FDN channels, transformer width).
+    /// Hidden width (LSTM/GRU hidden size, FDN channels, transformer width, ESN reservoir units).
     #[arg(long)]
     pub(crate) hidden: Option<usize>,
     /// Stacked layers (LSTM/GRU layers, transformer encoder layers).
@@ -132,6 +135,26 @@ pub(crate) struct Settings {
     /// and convolution layers, as the authors' package) [default: all].
     #[arg(long, value_parser = ["all", "reference"])]
     pub(crate) bio_scope: Option<String>,
+    /// ESN: spectral radius ρ of the reservoir [default: 0.9].
+    #[arg(long, value_name = "RHO")]
+    pub(crate) spectral_radius: Option<f64>,
+    /// ESN: leak rate a in (0, 1] [default: 0.5].
+    #[arg(long, value_name = "A")]
+    pub(crate) leak: Option<f64>,
+    /// ESN: ridge regularisation β of the readout [default: 1e-6].
+    #[arg(long, value_name = "BETA")]
+    pub(crate) ridge: Option<f64>,
+    /// ESN: input weights from U(−σ, σ) [default: 0.5].
+    #[arg(long, value_name = "SIGMA")]
+    pub(crate) input_scaling: Option<f64>,
+    /// ESN: fraction of zero recurrent weights, in [0, 1) [default: 0.95].
+    #[arg(long)]
+    pub(crate) sparsity: Option<f64>,
+    /// ESN: choose ρ ∈ {0.3, 0.6, 0.9, 1.2}, a ∈ {0.3, 0.6, 1.0} and β ∈ {1e-6, 1e-4, 1e-2, 1} by
+    /// validation NRMSE (the test split is never read); writes search.csv to the run folder and
+    /// the chosen values to config.json.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub(crate) esn_search: Option<bool>,
     /// Run folder to create.
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -166,13 +189,25 @@ impl Settings {
             wr_one_sided: self.wr_one_sided.or(file.wr_one_sided),
             ws_groups: self.ws_groups.or(file.ws_groups),
             bio_scope: self.bio_scope.or(file.bio_scope),
+            spectral_radius: self.spectral_radius.or(file.spectral_radius),
+            leak: self.leak.or(file.leak),
+            ridge: self.ridge.or(file.ridge),
+            input_scaling: self.input_scaling.or(file.input_scaling),
+            sparsity: self.sparsity.or(file.sparsity),
+            esn_search: self.esn_search.or(file.esn_search),
             output: self.output.or(file.output),
         }
     }
 
-    /// The flags that change the model's shape, which a run's config.json fixes.
+    /// The flags that change the model, which a run's config.json fixes.
     fn shaping(&self) -> Option<&'static str> {
         [
+            (self.spectral_radius.is_some(), "--spectral-radius"),
+            (self.leak.is_some(), "--leak"),
+            (self.ridge.is_some(), "--ridge"),
+            (self.input_scaling.is_some(), "--input-scaling"),
+            (self.sparsity.is_some(), "--sparsity"),
+            (self.esn_search.is_some(), "--esn-search"),
             (self.model.is_some(), "--model"),
             (self.preset.is_some(), "--preset"),
             (self.lookback.is_some(), "--lookback"),
@@ -251,13 +286,18 @@ pub(crate) fn train_settings(
         Some(b) => overrides(b.train, settings)?,
         None => {
             let Some(model) = settings.model.as_deref() else {
-                bail!("--model is required: lstm, gru, fdn or transformer");
+                bail!("--model is required: lstm, gru, fdn, transformer or esn");
             };
             fresh_config(model, settings, &data)?
         }
     };
     cfg.validate()?;
     prepare_folder(&output, force)?;
+    let cfg = if settings.esn_search == Some(true) {
+        esn_search(cfg, &data, &output, quiet)?
+    } else {
+        cfg
+    };
     let run_cfg = RunConfig {
         format_version: RUN_FORMAT_VERSION,
         chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -278,6 +318,44 @@ pub(crate) fn train_settings(
         resume: false,
     };
     job.on_device(device)
+}
+
+/// Runs the ESN grid search, writes `search.csv` and returns `cfg` with the chosen values.
+fn esn_search(
+    mut cfg: TrainConfig,
+    data: &Dataset,
+    output: &Path,
+    quiet: bool,
+) -> Result<TrainConfig> {
+    let grid = EsnGrid::default();
+    let mut report = |row: &SearchRow, done: usize, total: usize| {
+        if !quiet {
+            eprintln!(
+                "esn search {done}/{total}: ρ = {}, a = {}, β = {:e}: validation NRMSE {:.4}",
+                row.spectral_radius, row.leak, row.ridge, row.val_nrmse
+            );
+        }
+    };
+    let (chosen, rows) = chaoscast::train::esn::search::<burn::backend::Flex>(
+        &cfg,
+        data,
+        &grid,
+        &Default::default(),
+        &mut report,
+    )?;
+    write_atomic(&output.join("search.csv"), search_csv(&rows).as_bytes())?;
+    if !quiet {
+        eprintln!(
+            "esn search: chose ρ = {}, a = {}, β = {:e} (all {} rows in {})",
+            chosen.spectral_radius,
+            chosen.leak,
+            chosen.ridge,
+            rows.len(),
+            output.join("search.csv").display()
+        );
+    }
+    cfg.model = ModelConfig::Esn(chosen);
+    Ok(cfg)
 }
 
 /// Continues a run from its checkpoint.
@@ -460,7 +538,35 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
         None => {}
     }
     apply_bio(&mut cfg.bio, s)?;
+    apply_esn(&mut cfg.model, s)?;
     Ok(cfg)
+}
+
+/// The ESN's reservoir settings; an error for any other model.
+fn apply_esn(model: &mut ModelConfig, s: &Settings) -> Result<()> {
+    let given = [
+        (s.spectral_radius.is_some(), "--spectral-radius"),
+        (s.leak.is_some(), "--leak"),
+        (s.ridge.is_some(), "--ridge"),
+        (s.input_scaling.is_some(), "--input-scaling"),
+        (s.sparsity.is_some(), "--sparsity"),
+        (s.esn_search.is_some(), "--esn-search"),
+    ];
+    let ModelConfig::Esn(c) = model else {
+        if let Some((_, flag)) = given.iter().find(|(set, _)| *set) {
+            bail!(
+                "{flag} is a setting of the ESN (--model esn), not of {}",
+                model.name()
+            );
+        }
+        return Ok(());
+    };
+    c.spectral_radius = s.spectral_radius.unwrap_or(c.spectral_radius);
+    c.leak = s.leak.unwrap_or(c.leak);
+    c.ridge = s.ridge.unwrap_or(c.ridge);
+    c.input_scaling = s.input_scaling.unwrap_or(c.input_scaling);
+    c.sparsity = s.sparsity.unwrap_or(c.sparsity);
+    Ok(())
 }
 
 /// The bio preset, then the per-mechanism settings (each turns its mechanism on).
@@ -512,6 +618,7 @@ fn set_model_seed(model: &mut ModelConfig, seed: u64) {
         ModelConfig::Recurrent(c) => c.seed = seed,
         ModelConfig::Fdn(c) => c.seed = seed,
         ModelConfig::Transformer(c) => c.seed = seed,
+        ModelConfig::Esn(c) => c.seed = seed,
     }
 }
 
@@ -529,6 +636,9 @@ fn apply_sizes(model: &mut ModelConfig, hidden: Option<usize>, layers: Option<us
         ModelConfig::Transformer(c) => {
             c.d_model = hidden.unwrap_or(c.d_model);
             c.layers = layers.unwrap_or(c.layers);
+        }
+        ModelConfig::Esn(c) => {
+            c.reservoir = hidden.unwrap_or(c.reservoir);
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Forecasting models, each `[batch, lookback, vars] → [batch, horizon, vars]`, built from configs
 //! with weights drawn from seeded host generators and zero biases: the LSTM and GRU forecasters
 //! with attention ([`recurrent`], on our own cells in [`cells`]), FDN ([`fdn`]) and the
-//! transformer encoder ([`transformer`]). One [`ModelConfig`] builds one [`Model`], so training,
+//! transformer encoder ([`transformer`]), and the echo state network ([`esn`], the reservoir
+//! baseline, fitted in closed form). One [`ModelConfig`] builds one [`Model`], so training,
 //! checkpoints and the command line see one type.
 
 pub mod attention;
 pub mod cells;
+pub mod esn;
 pub mod fdn;
 pub mod init;
 pub mod recurrent;
@@ -15,11 +17,12 @@ use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use esn::{Esn, EsnConfig};
 pub use fdn::{Fdn, FdnConfig};
 pub use recurrent::{CellKind, RecurrentConfig, RecurrentForecaster};
 pub use transformer::{Pooling, TransformerConfig, TransformerForecaster};
 
-/// The four model families by their command-line names.
+/// The model families by their command-line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
@@ -31,6 +34,8 @@ pub enum ModelKind {
     Fdn,
     /// Transformer encoder.
     Transformer,
+    /// Echo state network.
+    Esn,
 }
 
 impl std::str::FromStr for ModelKind {
@@ -42,9 +47,10 @@ impl std::str::FromStr for ModelKind {
             "gru" => Ok(ModelKind::Gru),
             "fdn" => Ok(ModelKind::Fdn),
             "transformer" => Ok(ModelKind::Transformer),
+            "esn" => Ok(ModelKind::Esn),
             other => Err(crate::Error::config(
                 "model",
-                format!("'{other}' is not a model; use lstm, gru, fdn or transformer"),
+                format!("'{other}' is not a model; use lstm, gru, fdn, transformer or esn"),
             )),
         }
     }
@@ -54,10 +60,11 @@ impl std::str::FromStr for ModelKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers, patches of 10 steps.
+    /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers, patches of 10 steps;
+    /// ESN 500 units.
     Small,
     /// LSTM/GRU hidden 512; FDN 125 channels; transformer width 128, 2 layers (the paper gives
-    /// no transformer size).
+    /// no transformer size); ESN 2000 units.
     Paper,
 }
 
@@ -71,6 +78,8 @@ pub enum ModelConfig {
     Fdn(FdnConfig),
     /// The transformer encoder.
     Transformer(TransformerConfig),
+    /// The echo state network.
+    Esn(EsnConfig),
 }
 
 impl ModelConfig {
@@ -110,16 +119,24 @@ impl ModelConfig {
                         .with_patch(patch.min(lookback)),
                 )
             }
+            ModelKind::Esn => {
+                ModelConfig::Esn(EsnConfig::new(vars, horizon).with_reservoir(if small {
+                    500
+                } else {
+                    2000
+                }))
+            }
         }
     }
 
-    /// The model's short name: `lstm`, `gru`, `fdn` or `transformer`.
+    /// The model's short name: `lstm`, `gru`, `fdn`, `transformer` or `esn`.
     pub fn name(&self) -> &'static str {
         match self {
             ModelConfig::Recurrent(c) if c.cell == CellKind::Lstm => "lstm",
             ModelConfig::Recurrent(_) => "gru",
             ModelConfig::Fdn(_) => "fdn",
             ModelConfig::Transformer(_) => "transformer",
+            ModelConfig::Esn(_) => "esn",
         }
     }
 
@@ -129,6 +146,7 @@ impl ModelConfig {
             ModelConfig::Recurrent(c) => c.vars,
             ModelConfig::Fdn(c) => c.vars,
             ModelConfig::Transformer(c) => c.vars,
+            ModelConfig::Esn(c) => c.vars,
         }
     }
 
@@ -138,6 +156,7 @@ impl ModelConfig {
             ModelConfig::Recurrent(c) => c.horizon,
             ModelConfig::Fdn(c) => c.horizon,
             ModelConfig::Transformer(c) => c.horizon,
+            ModelConfig::Esn(c) => c.horizon,
         }
     }
 
@@ -147,6 +166,7 @@ impl ModelConfig {
             ModelConfig::Recurrent(c) => c.validate(),
             ModelConfig::Fdn(c) => c.validate(),
             ModelConfig::Transformer(c) => c.validate(),
+            ModelConfig::Esn(c) => c.validate(),
         }
     }
 
@@ -156,6 +176,7 @@ impl ModelConfig {
             ModelConfig::Recurrent(c) => Model::Recurrent(c.init(device)?),
             ModelConfig::Fdn(c) => Model::Fdn(c.init(device)?),
             ModelConfig::Transformer(c) => Model::Transformer(c.init(device)?),
+            ModelConfig::Esn(c) => Model::Esn(c.init(device)?),
         })
     }
 }
@@ -171,6 +192,8 @@ pub enum Model<B: Backend> {
     Fdn(Fdn<B>),
     /// Transformer encoder.
     Transformer(TransformerForecaster<B>),
+    /// Echo state network.
+    Esn(Esn<B>),
 }
 
 impl<B: Backend> Model<B> {
@@ -180,6 +203,7 @@ impl<B: Backend> Model<B> {
             Model::Recurrent(m) => m.forward(x),
             Model::Fdn(m) => m.forward(x),
             Model::Transformer(m) => m.forward(x),
+            Model::Esn(m) => m.forward(x),
         }
     }
 
@@ -219,19 +243,20 @@ mod tests {
     use super::*;
     use burn::backend::Flex;
 
-    fn all_four() -> Vec<ModelConfig> {
+    fn all_five() -> Vec<ModelConfig> {
         vec![
             ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8)),
             ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8)),
             ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(4)),
             ModelConfig::Transformer(TransformerConfig::new(3, 5).with_d_model(8).with_d_ff(16)),
+            ModelConfig::Esn(EsnConfig::new(3, 5).with_reservoir(10).with_sparsity(0.5)),
         ]
     }
 
     #[test]
     fn every_model_maps_lookback_to_horizon() {
         let device = Default::default();
-        for cfg in all_four() {
+        for cfg in all_five() {
             let model = cfg.init::<Flex>(&device).unwrap();
             let x = Tensor::<Flex, 3>::ones([2, 20, 3], &device);
             assert_eq!(model.forward(x).dims(), [2, 5, 3], "{}", cfg.name());
@@ -240,9 +265,9 @@ mod tests {
 
     #[test]
     fn configs_round_trip_through_json() {
-        let names: Vec<&str> = all_four().iter().map(|c| c.name()).collect();
-        assert_eq!(names, ["lstm", "gru", "fdn", "transformer"]);
-        for cfg in all_four() {
+        let names: Vec<&str> = all_five().iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["lstm", "gru", "fdn", "transformer", "esn"]);
+        for cfg in all_five() {
             let json = serde_json::to_string(&cfg).unwrap();
             let back: ModelConfig = serde_json::from_str(&json).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), json);

@@ -1,7 +1,9 @@
 //! Training: the loop with early stopping ([`trainer`]), sharpness-aware gradients ([`asam`]),
-//! the learning-rate schedule ([`schedule`]) and resumable checkpoints ([`checkpoint`]).
+//! the learning-rate schedule ([`schedule`]), resumable checkpoints ([`checkpoint`]), and the
+//! echo state network's closed-form fit and hyper-parameter search ([`esn`]).
 
 pub mod asam;
 pub mod checkpoint;
+pub mod esn;
 pub mod schedule;
 pub mod trainer;

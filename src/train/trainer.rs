@@ -116,6 +116,11 @@ impl TrainConfig {
     ) -> Self {
         let mut cfg = Self::new(ModelConfig::preset(kind, preset, vars, lookback, horizon));
         cfg.lookback = lookback;
+        if kind == ModelKind::Esn {
+            // Fitted in closed form in one pass; the optimizer settings are never used.
+            cfg.epochs = 1;
+            return cfg;
+        }
         if preset == Preset::Small {
             cfg.optimizer = OptimizerKind::Adam;
             cfg.lr = SMALL_ADAM_LR;
@@ -147,6 +152,12 @@ impl TrainConfig {
                     "{} steps per token exceed the lookback of {}",
                     t.patch, self.lookback
                 ),
+            ));
+        }
+        if matches!(self.model, ModelConfig::Esn(_)) && self.bio.is_active() {
+            return Err(Error::config(
+                "bio",
+                "the mechanisms act on gradient training, and the ESN's readout is fitted in                  closed form; train the ESN without --bio",
             ));
         }
         crate::error::ensure_counts(&[("batch_size", self.batch_size), ("epochs", self.epochs)])?;
@@ -424,12 +435,16 @@ pub fn train<B: AutodiffBackend>(
     observer: &mut dyn Observer<B>,
 ) -> Result<TrainOutcome<B>> {
     cfg.validate()?;
+    if let ModelConfig::Esn(esn) = &cfg.model {
+        return fit_esn(cfg, esn, data, device, observer);
+    }
     let model = cfg.model.init::<B>(device)?;
     run_epochs(cfg, data, device, observer, model, Optim::new(cfg), None)
 }
 
 /// Continues a run from `state` (a checkpoint of the same `cfg` and `data`) up to `cfg.epochs`.
-/// With the same config, the result equals the uninterrupted run's.
+/// With the same config, the result equals the uninterrupted run's. An ESN, fitted in one pass,
+/// is fitted again.
 pub fn resume<B: AutodiffBackend>(
     cfg: &TrainConfig,
     data: &Dataset,
@@ -438,9 +453,78 @@ pub fn resume<B: AutodiffBackend>(
     state: TrainState<B>,
 ) -> Result<TrainOutcome<B>> {
     cfg.validate()?;
+    if let ModelConfig::Esn(esn) = &cfg.model {
+        return fit_esn(cfg, esn, data, device, observer);
+    }
     let optim = Optim::new(cfg).restore(state.optimizer.clone())?;
     let model = state.model.clone();
     run_epochs(cfg, data, device, observer, model, optim, Some(state))
+}
+
+/// Fits an ESN's readout in closed form (see [`super::esn`]) and reports it as one epoch: the
+/// training loss is the one-step MSE on the teacher-forced training features, the validation
+/// numbers are those of closed-loop forecasts, and the learning rate is 0.
+fn fit_esn<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    esn: &crate::models::EsnConfig,
+    data: &Dataset,
+    device: &B::Device,
+    observer: &mut dyn Observer<B>,
+) -> Result<TrainOutcome<B>> {
+    check_vars(cfg, data)?;
+    let start = Instant::now();
+    let normalizer = training_normalizer(data)?;
+    let series = super::esn::training_series(data, &normalizer)?;
+    let (fitted, train_mse) = super::esn::fit::<B>(esn, &series, device)?;
+    let model = Model::Esn(fitted);
+    let spec = cfg.windows();
+    let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
+    let windows = ScaledWindows::new(data, &normalizer, spec);
+    let (val_loss, val_nrmse) = validate(
+        &model.valid(),
+        &windows,
+        &sets.val,
+        &normalizer,
+        cfg.batch_size,
+        device,
+    )?;
+    let history = vec![EpochMetrics {
+        epoch: 1,
+        train_loss: train_mse,
+        val_loss,
+        val_nrmse,
+        lr: 0.0,
+        seconds: start.elapsed().as_secs_f64(),
+        rejuvenated: 0,
+    }];
+    let state = TrainState {
+        model: model.clone(),
+        optimizer: Optim::<B>::new(cfg).state(),
+        history: history.clone(),
+        best: model.clone(),
+        best_epoch: 1,
+        normalizer: normalizer.clone(),
+        fuzzy: None,
+    };
+    observer.epoch_done(&state, 1, true)?;
+    Ok(TrainOutcome {
+        best: model,
+        best_epoch: 1,
+        history,
+        normalizer,
+    })
+}
+
+fn check_vars(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
+    let vars = data.vars();
+    if cfg.model.vars() != vars {
+        return Err(Error::ShapeMismatch {
+            what: "model variables and dataset columns".into(),
+            expected: cfg.model.vars().to_string(),
+            got: vars.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The shuffle generator of `epoch`: one ChaCha8 stream per epoch, so no state carries over.
@@ -459,14 +543,7 @@ fn run_epochs<B: AutodiffBackend>(
     mut optim: Optim<B>,
     resumed: Option<TrainState<B>>,
 ) -> Result<TrainOutcome<B>> {
-    let vars = data.vars();
-    if cfg.model.vars() != vars {
-        return Err(Error::ShapeMismatch {
-            what: "model variables and dataset columns".into(),
-            expected: cfg.model.vars().to_string(),
-            got: vars.to_string(),
-        });
-    }
+    check_vars(cfg, data)?;
     let spec = cfg.windows();
     let fractions = SplitFractions::default();
     let sets = chronological_windows(data.len(), spec, fractions)?;
@@ -614,7 +691,7 @@ pub fn training_normalizer(data: &Dataset) -> Result<Normalizer> {
 }
 
 /// Validation MSE (z-scored) and median NRMSE (de-normalised) over `starts`.
-fn validate<B: Backend>(
+pub(crate) fn validate<B: Backend>(
     model: &Model<B>,
     windows: &ScaledWindows,
     starts: &[usize],

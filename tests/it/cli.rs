@@ -647,3 +647,126 @@ fn demo_runs_end_to_end() {
         .unwrap();
     assert!(rejuvenated > 0, "{metrics}");
 }
+
+/// The ESN is fitted in closed form (here with the validation search), evaluates like any model,
+/// refuses the bio mechanisms, and runs in `compare` beside a gradient model, whose bio cells run
+/// while the ESN's are skipped.
+#[test]
+fn esn_trains_searches_evaluates_and_compares() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 700 --horizon 5 -o t.parquet");
+    let out = chaoscast(
+        d,
+        &[
+            "train",
+            "--data",
+            "t.parquet",
+            "--model",
+            "esn",
+            "--lookback",
+            "20",
+            "--hidden",
+            "40",
+            "--esn-search",
+            "-o",
+            "esn",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("trained esn for 1 epochs"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The search tried the whole grid and the run kept its best row.
+    let search = std::fs::read_to_string(d.join("esn/search.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = search
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 4 * 3 * 4, "{search}");
+    let best = rows
+        .iter()
+        .filter(|r| r[4].is_finite())
+        .min_by(|a, b| a[4].total_cmp(&b[4]))
+        .unwrap();
+    let cfg = chaoscast::run::RunConfig::load(&d.join("esn")).unwrap();
+    let chaoscast::models::ModelConfig::Esn(esn) = &cfg.train.model else {
+        panic!("an ESN run should hold an ESN config")
+    };
+    assert_eq!(
+        [esn.spectral_radius, esn.leak, esn.ridge],
+        [best[0], best[1], best[2]]
+    );
+    assert_eq!(esn.reservoir, 40);
+    let metrics = chaoscast::run::load_metrics(&d.join("esn")).unwrap();
+    assert_eq!(metrics.len(), 1);
+    assert!((metrics[0].val_nrmse - best[4]).abs() < 1e-9);
+
+    let out = chaoscast(d, &["eval", "esn"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("esn/report.json")).unwrap()).unwrap();
+    let nrmse = report["nrmse_median"].as_f64().unwrap();
+    let floor = report["persistence"]["nrmse_median"].as_f64().unwrap();
+    assert!(nrmse < 0.5 * floor, "ESN {nrmse} vs persistence {floor}");
+
+    for (flags, says) in [
+        (&["--model", "esn", "--bio", "paper-tuned"][..], "ESN"),
+        (
+            &["--model", "gru", "--leak", "0.5"][..],
+            "--leak is a setting of the ESN",
+        ),
+    ] {
+        let mut args = vec![
+            "train",
+            "--data",
+            "t.parquet",
+            "--lookback",
+            "20",
+            "-o",
+            "bad",
+        ];
+        args.extend(flags);
+        let out = chaoscast(d, &args);
+        assert!(!out.status.success(), "{flags:?} should fail");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+
+    std::fs::write(
+        d.join("exp.toml"),
+        r#"
+datasets = ["t.parquet"]
+models = ["esn", "gru"]
+seeds = [0]
+[train]
+epochs = 1
+lookback = 20
+hidden = 8
+batch-size = 64
+leak = 0.9
+sparsity = 0.5
+[[variants]]
+name = "baseline"
+[[variants]]
+name = "bio"
+bio = "paper-tuned"
+"#,
+    )
+    .unwrap();
+    let out = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("t esn bio seed 0: skipped"));
+    let summary = std::fs::read_to_string(d.join("cmp/summary.md")).unwrap();
+    assert!(summary.contains("| t | esn | baseline | 1 |"), "{summary}");
+    assert!(summary.contains("| t | gru | bio | 1 |"), "{summary}");
+    assert!(!summary.contains("| t | esn | bio |"), "{summary}");
+    let esn = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/esn/baseline/seed-0")).unwrap();
+    let chaoscast::models::ModelConfig::Esn(esn) = esn.train.model else {
+        panic!("the esn cell should hold an ESN")
+    };
+    assert_eq!(esn.leak, 0.9);
+}
