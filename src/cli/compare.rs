@@ -20,8 +20,9 @@ use super::train::{Settings, resume_settings, train_settings};
     The experiment file (TOML) names datasets, models, seeds, a [train] table of settings every\n\
     cell shares (the keys of `train --config`), and [[variants]], each a name plus settings (e.g.\n\
     bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. ESN cells of\n\
-    variants with a bio mechanism are skipped, and the ESN's settings (leak, esn-search, ...) apply\n\
-    to the ESN only. Cells go\n\
+    variants with a bio mechanism are skipped, and so are cells of an autoregressive variant (decoder =\n\
+    \"autoregressive\") for models other than lstm and gru; the ESN's settings (leak, esn-search, ...)\n\
+    apply to the ESN only, and the strategy settings to autoregressive cells only. Cells go\n\
     to OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N; finished cells are kept and a half-trained one\n\
     resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
     nrmse-DATASET.png per dataset.")]
@@ -133,14 +134,14 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                     }
                     .or(variant.settings.clone())
                     .or(shared.clone());
-                    let Some(settings) = for_model(model, settings) else {
-                        if !quiet {
-                            eprintln!(
-                                "cell {k}/{total}: {label}: skipped (the ESN is fitted in closed \
-                                 form, so the bio mechanisms have nothing to act on)"
-                            );
+                    let settings = match for_model(model, settings) {
+                        Ok(settings) => settings,
+                        Err(why) => {
+                            if !quiet {
+                                eprintln!("cell {k}/{total}: {label}: skipped ({why})");
+                            }
+                            continue;
                         }
-                        continue;
                     };
                     let state = cell(&folder, &settings, &label, k, total, quiet)?;
                     done.push(CellResult {
@@ -174,9 +175,19 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
 }
 
 /// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
-/// models, so one experiment can hold both; `None` for an ESN cell of a variant with a bio
-/// mechanism, which has no meaning for a readout fitted in closed form.
-fn for_model(model: &str, mut s: Settings) -> Option<Settings> {
+/// models, so one experiment can hold both. A cell whose variant asks for what its model does not
+/// have is skipped, with the reason: a bio mechanism for the ESN (its readout is fitted in closed
+/// form) or the autoregressive decoder for a model other than LSTM and GRU.
+fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
+    let autoregressive = s.decoder.as_deref() == Some("autoregressive");
+    if autoregressive && !matches!(model, "lstm" | "gru") {
+        return Err("the autoregressive decoder is for lstm and gru");
+    }
+    if !autoregressive {
+        s.strategy = None;
+        s.tf_sampling = None;
+        s.tf_k = None;
+    }
     if model == "esn" {
         let bio = s.bio.as_deref().is_some_and(|b| b != "none")
             || s.fl_spread.is_some()
@@ -185,7 +196,12 @@ fn for_model(model: &str, mut s: Settings) -> Option<Settings> {
             || s.wr_every.is_some()
             || s.wr_one_sided.is_some()
             || s.ws_groups.is_some();
-        return (!bio).then_some(s);
+        if bio {
+            return Err(
+                "the ESN is fitted in closed form, so the bio mechanisms have nothing to act on",
+            );
+        }
+        return Ok(s);
     }
     s.spectral_radius = None;
     s.leak = None;
@@ -193,7 +209,7 @@ fn for_model(model: &str, mut s: Settings) -> Option<Settings> {
     s.input_scaling = None;
     s.sparsity = None;
     s.esn_search = None;
-    Some(s)
+    Ok(s)
 }
 
 /// Runs (or resumes, or reads back) one cell and returns its numbers.

@@ -11,13 +11,14 @@ use chaoscast::bio::{
     SplittingConfig,
 };
 use chaoscast::data::{Dataset, read_dataset};
-use chaoscast::models::{ModelConfig, ModelKind, Preset};
+use chaoscast::models::{Decoder, ModelConfig, ModelKind, Preset};
 use chaoscast::run::{
     RUN_FORMAT_VERSION, RunConfig, load_checkpoint, save_checkpoint, save_metrics, save_model,
     write_atomic,
 };
 use chaoscast::train::asam::Sharpness;
 use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
+use chaoscast::train::strategy::{Sampling, Strategy};
 use chaoscast::train::trainer::{
     Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
     training_normalizer,
@@ -36,7 +37,7 @@ use serde::Deserialize;
     are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
     batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, wr-distance,\n\
     wr-every, wr-one-sided, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
-    sparsity, esn-search, output), or a run's config.json to repeat\n\
+    sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, output), or a run's config.json to repeat\n\
     that run exactly. The run folder gets config.json first, then every epoch metrics.csv and\n\
     checkpoint.bin (model, optimizer state, history: what --resume needs), and model.mpk (the best\n\
     model by validation NRMSE) whenever it improves.")]
@@ -155,6 +156,22 @@ pub(crate) struct Settings {
     /// the chosen values to config.json.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub(crate) esn_search: Option<bool>,
+    /// LSTM/GRU: direct (all steps at once, the paper's) or autoregressive (one step at a
+    /// time, forecasts fed back) [default: direct].
+    #[arg(long, value_parser = ["direct", "autoregressive"])]
+    pub(crate) decoder: Option<String>,
+    /// Autoregressive decoder's training: teacher-forcing, free-running, or a curriculum
+    /// decreasing-… (teacher forcing to free running) or increasing-… (the reverse), each
+    /// linear, exponential or inverse-sigmoid [default: teacher-forcing].
+    #[arg(long, value_parser = chaoscast::train::strategy::STRATEGIES)]
+    pub(crate) strategy: Option<String>,
+    /// Curriculum coin tossed per-step or per-sequence [default: per-step].
+    #[arg(long, value_parser = ["per-step", "per-sequence"])]
+    pub(crate) tf_sampling: Option<String>,
+    /// The curriculum's k: the exponential's base (default 0.8) or the inverse sigmoid's k
+    /// (default 3).
+    #[arg(long, value_name = "K")]
+    pub(crate) tf_k: Option<f64>,
     /// Run folder to create.
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -195,6 +212,10 @@ impl Settings {
             input_scaling: self.input_scaling.or(file.input_scaling),
             sparsity: self.sparsity.or(file.sparsity),
             esn_search: self.esn_search.or(file.esn_search),
+            decoder: self.decoder.or(file.decoder),
+            strategy: self.strategy.or(file.strategy),
+            tf_sampling: self.tf_sampling.or(file.tf_sampling),
+            tf_k: self.tf_k.or(file.tf_k),
             output: self.output.or(file.output),
         }
     }
@@ -208,6 +229,7 @@ impl Settings {
             (self.input_scaling.is_some(), "--input-scaling"),
             (self.sparsity.is_some(), "--sparsity"),
             (self.esn_search.is_some(), "--esn-search"),
+            (self.decoder.is_some(), "--decoder"),
             (self.model.is_some(), "--model"),
             (self.preset.is_some(), "--preset"),
             (self.lookback.is_some(), "--lookback"),
@@ -387,6 +409,10 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
                 || flags.bio_scope.is_some(),
             "a bio flag",
         ),
+        (
+            flags.strategy.is_some() || flags.tf_sampling.is_some() || flags.tf_k.is_some(),
+            "a strategy flag",
+        ),
     ] {
         if set {
             bail!(
@@ -503,6 +529,14 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
         .unwrap_or(chaoscast::data::window::DEFAULT_LOOKBACK);
     let mut cfg = TrainConfig::preset(kind, preset, data.vars(), lookback, horizon);
     apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0));
+    match (s.decoder.as_deref(), &mut cfg.model) {
+        (None | Some("direct"), _) => {}
+        (Some(_), ModelConfig::Recurrent(c)) => c.decoder = Some(Decoder::Autoregressive),
+        (Some(_), other) => bail!(
+            "--decoder autoregressive is for lstm and gru, not {}",
+            other.name()
+        ),
+    }
     let optimizer_before = cfg.optimizer;
     let mut cfg = overrides(cfg, s)?;
     // A different optimizer without --lr gets that optimizer's usual rate.
@@ -539,6 +573,22 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
     }
     apply_bio(&mut cfg.bio, s)?;
     apply_esn(&mut cfg.model, s)?;
+    if let Some(name) = &s.strategy {
+        cfg.strategy = Strategy::named(name)?;
+    }
+    match s.tf_sampling.as_deref() {
+        Some("per-sequence") => cfg.strategy.sampling = Sampling::PerSequence,
+        Some(_) => cfg.strategy.sampling = Sampling::PerStep,
+        None => {}
+    }
+    cfg.strategy.k = s.tf_k.unwrap_or(cfg.strategy.k);
+    if !cfg.model.is_autoregressive()
+        && (s.strategy.is_some() || s.tf_sampling.is_some() || s.tf_k.is_some())
+    {
+        bail!(
+            "--strategy, --tf-sampling and --tf-k train the autoregressive decoder; add --decoder autoregressive (lstm or gru)"
+        );
+    }
     Ok(cfg)
 }
 

@@ -6,6 +6,7 @@
 //! checkpoints and the command line see one type.
 
 pub mod attention;
+pub mod autoregressive;
 pub mod cells;
 pub mod esn;
 pub mod fdn;
@@ -17,9 +18,10 @@ use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use autoregressive::AutoregressiveRnn;
 pub use esn::{Esn, EsnConfig};
 pub use fdn::{Fdn, FdnConfig};
-pub use recurrent::{CellKind, RecurrentConfig, RecurrentForecaster};
+pub use recurrent::{CellKind, Decoder, RecurrentConfig, RecurrentForecaster};
 pub use transformer::{Pooling, TransformerConfig, TransformerForecaster};
 
 /// The model families by their command-line names.
@@ -160,6 +162,12 @@ impl ModelConfig {
         }
     }
 
+    /// Whether the model forecasts one step at a time (and trains with a teacher-forcing
+    /// strategy).
+    pub fn is_autoregressive(&self) -> bool {
+        matches!(self, ModelConfig::Recurrent(c) if c.is_autoregressive())
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> crate::Result<()> {
         match self {
@@ -173,6 +181,9 @@ impl ModelConfig {
     /// Builds the model on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Model<B>> {
         Ok(match self {
+            ModelConfig::Recurrent(c) if c.is_autoregressive() => {
+                Model::Autoregressive(c.init_autoregressive(device)?)
+            }
             ModelConfig::Recurrent(c) => Model::Recurrent(c.init(device)?),
             ModelConfig::Fdn(c) => Model::Fdn(c.init(device)?),
             ModelConfig::Transformer(c) => Model::Transformer(c.init(device)?),
@@ -194,6 +205,8 @@ pub enum Model<B: Backend> {
     Transformer(TransformerForecaster<B>),
     /// Echo state network.
     Esn(Esn<B>),
+    /// LSTM or GRU with the autoregressive decoder.
+    Autoregressive(AutoregressiveRnn<B>),
 }
 
 impl<B: Backend> Model<B> {
@@ -204,6 +217,22 @@ impl<B: Backend> Model<B> {
             Model::Fdn(m) => m.forward(x),
             Model::Transformer(m) => m.forward(x),
             Model::Esn(m) => m.forward(x),
+            Model::Autoregressive(m) => m.forward(x),
+        }
+    }
+
+    /// The forecast a training step scores: for the autoregressive decoder, with the decoder
+    /// inputs mixed from `targets` `[batch, horizon, vars]` by `mask` `[batch, horizon]` (see
+    /// [`AutoregressiveRnn::decode`]); for every other model (or without a mask), the forecast.
+    pub fn forward_train(
+        &self,
+        x: Tensor<B, 3>,
+        targets: Tensor<B, 3>,
+        mask: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 3> {
+        match (self, mask) {
+            (Model::Autoregressive(m), Some(mask)) => m.decode(x, Some((targets, mask))),
+            _ => self.forward(x),
         }
     }
 
@@ -243,20 +272,25 @@ mod tests {
     use super::*;
     use burn::backend::Flex;
 
-    fn all_five() -> Vec<ModelConfig> {
+    fn all_models() -> Vec<ModelConfig> {
         vec![
             ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8)),
             ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8)),
             ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(4)),
             ModelConfig::Transformer(TransformerConfig::new(3, 5).with_d_model(8).with_d_ff(16)),
             ModelConfig::Esn(EsnConfig::new(3, 5).with_reservoir(10).with_sparsity(0.5)),
+            ModelConfig::Recurrent(
+                RecurrentConfig::new(CellKind::Gru, 3, 5)
+                    .with_hidden(8)
+                    .with_decoder(Some(Decoder::Autoregressive)),
+            ),
         ]
     }
 
     #[test]
     fn every_model_maps_lookback_to_horizon() {
         let device = Default::default();
-        for cfg in all_five() {
+        for cfg in all_models() {
             let model = cfg.init::<Flex>(&device).unwrap();
             let x = Tensor::<Flex, 3>::ones([2, 20, 3], &device);
             assert_eq!(model.forward(x).dims(), [2, 5, 3], "{}", cfg.name());
@@ -265,9 +299,9 @@ mod tests {
 
     #[test]
     fn configs_round_trip_through_json() {
-        let names: Vec<&str> = all_five().iter().map(|c| c.name()).collect();
-        assert_eq!(names, ["lstm", "gru", "fdn", "transformer", "esn"]);
-        for cfg in all_five() {
+        let names: Vec<&str> = all_models().iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["lstm", "gru", "fdn", "transformer", "esn", "gru"]);
+        for cfg in all_models() {
             let json = serde_json::to_string(&cfg).unwrap();
             let back: ModelConfig = serde_json::from_str(&json).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), json);

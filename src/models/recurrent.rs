@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::attention::LastStateAttention;
+use super::autoregressive::AutoregressiveRnn;
 use super::cells::{GruCell, LstmCell, RecurrentCell};
 use super::init;
 
@@ -22,7 +23,20 @@ pub enum CellKind {
     Gru,
 }
 
-/// Builds a [`RecurrentForecaster`].
+/// How a recurrent forecaster produces the horizon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decoder {
+    /// All H steps at once from attention over the window (the paper's model).
+    #[default]
+    Direct,
+    /// One step at a time, each forecast fed back as the next input
+    /// ([`super::autoregressive`]).
+    Autoregressive,
+}
+
+/// Builds a [`RecurrentForecaster`] (or, with the autoregressive decoder, an
+/// [`AutoregressiveRnn`]).
 #[derive(Config, Debug)]
 pub struct RecurrentConfig {
     /// The cell type.
@@ -40,6 +54,9 @@ pub struct RecurrentConfig {
     /// Seed of the weight initialisation (default 0).
     #[config(default = 0)]
     pub seed: u64,
+    /// Direct multi-step head or autoregressive decoder (default, and when absent: direct; an
+    /// option so that configs written before the decoder existed still load).
+    pub decoder: Option<Decoder>,
 }
 
 impl RecurrentConfig {
@@ -54,23 +71,34 @@ impl RecurrentConfig {
         Ok(())
     }
 
-    /// Builds the model with weights from the seeded host generator.
+    /// Whether the decoder is the autoregressive one.
+    pub fn is_autoregressive(&self) -> bool {
+        self.decoder == Some(Decoder::Autoregressive)
+    }
+
+    /// The autoregressive model (whatever `decoder` says), weights from the seeded host
+    /// generator: the layers as [`Self::init`] draws them, then the one-step head.
+    pub fn init_autoregressive<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> crate::Result<AutoregressiveRnn<B>> {
+        self.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let layers = self.layers(&mut rng, device);
+        Ok(AutoregressiveRnn {
+            layers,
+            head: init::linear(&mut rng, self.hidden, self.vars, device),
+            vars: self.vars,
+            horizon: self.horizon,
+        })
+    }
+
+    /// Builds the direct model (whatever `decoder` says) with weights from the seeded host
+    /// generator.
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<RecurrentForecaster<B>> {
         self.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let layers = (0..self.layers)
-            .map(|l| {
-                let inputs = if l == 0 { self.vars } else { self.hidden };
-                match self.cell {
-                    CellKind::Lstm => {
-                        RecurrentCell::Lstm(LstmCell::new(&mut rng, inputs, self.hidden, device))
-                    }
-                    CellKind::Gru => {
-                        RecurrentCell::Gru(GruCell::new(&mut rng, inputs, self.hidden, device))
-                    }
-                }
-            })
-            .collect();
+        let layers = self.layers(&mut rng, device);
         Ok(RecurrentForecaster {
             layers,
             attention: LastStateAttention::new(&mut rng, self.hidden, device),
@@ -78,6 +106,26 @@ impl RecurrentConfig {
             vars: self.vars,
             horizon: self.horizon,
         })
+    }
+
+    fn layers<B: Backend>(
+        &self,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Vec<RecurrentCell<B>> {
+        (0..self.layers)
+            .map(|l| {
+                let inputs = if l == 0 { self.vars } else { self.hidden };
+                match self.cell {
+                    CellKind::Lstm => {
+                        RecurrentCell::Lstm(LstmCell::new(rng, inputs, self.hidden, device))
+                    }
+                    CellKind::Gru => {
+                        RecurrentCell::Gru(GruCell::new(rng, inputs, self.hidden, device))
+                    }
+                }
+            })
+            .collect()
     }
 }
 

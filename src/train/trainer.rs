@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::asam::{Sharpness, gradients};
 use super::schedule::cosine_lr;
+use super::strategy::Strategy;
 use crate::bio::coverage::Coverage;
 use crate::bio::fuzzy::{FuzzyFactors, scale_gradients};
 use crate::bio::rejuvenate::rejuvenate_model;
@@ -81,6 +82,10 @@ pub struct TrainConfig {
     /// The synaptic-diversity mechanisms (default none).
     #[serde(default)]
     pub bio: BioConfig,
+    /// How the autoregressive decoder is taught (default teacher forcing); only for models
+    /// with that decoder.
+    #[serde(default)]
+    pub strategy: Strategy,
 }
 
 impl TrainConfig {
@@ -101,6 +106,7 @@ impl TrainConfig {
             patience: 20,
             seed: 0,
             bio: BioConfig::default(),
+            strategy: Strategy::default(),
         }
     }
 
@@ -166,6 +172,14 @@ impl TrainConfig {
         ensure_non_negative("momentum", self.momentum)?;
         ensure_non_negative("weight_decay", self.weight_decay)?;
         self.bio.validate()?;
+        self.strategy.validate()?;
+        if !self.model.is_autoregressive() && self.strategy != Strategy::default() {
+            return Err(Error::config(
+                "strategy",
+                "teacher-forcing strategies train the autoregressive decoder; use it \
+                 (--decoder autoregressive with lstm or gru) or leave the strategy out",
+            ));
+        }
         Ok(())
     }
 }
@@ -550,6 +564,7 @@ fn run_epochs<B: AutodiffBackend>(
     let normalizer = training_normalizer(data)?;
     let windows = ScaledWindows::new(data, &normalizer, spec);
 
+    let autoregressive = cfg.model.is_autoregressive();
     let steps_per_epoch = sets.train.len().div_ceil(cfg.batch_size);
     let total_steps = cfg.epochs * steps_per_epoch;
 
@@ -592,6 +607,8 @@ fn run_epochs<B: AutodiffBackend>(
         order.shuffle(&mut epoch_rng(cfg.seed, epoch));
         B::seed(device, epoch_rng(cfg.seed ^ 0x5eed, epoch).next_u64());
         let mut wr_rng = epoch_rng(cfg.seed ^ 0x7e7e, epoch);
+        let mut tf_rng = epoch_rng(cfg.seed ^ 0x7eac, epoch);
+        let tf_ratio = cfg.strategy.ratio(epoch, cfg.epochs);
         let mut rejuvenated = 0;
         let mut loss_sum = 0.0;
         let mut lr = cfg.lr;
@@ -599,10 +616,15 @@ fn run_epochs<B: AutodiffBackend>(
             let step = (epoch - 1) * steps_per_epoch + i;
             lr = cosine_lr(cfg.lr, cfg.lr_min, step, total_steps);
             let (x, y) = windows.batch::<B>(batch, device);
+            let mask = autoregressive.then(|| {
+                cfg.strategy
+                    .mask::<B>(tf_ratio, batch.len(), spec.horizon, &mut tf_rng, device)
+            });
             let (loss, grads) = gradients(&model, cfg.sharpness, |m: &Model<B>| {
+                let forward = |m: &Model<B>| m.forward_train(x.clone(), y.clone(), mask.clone());
                 let out = match groups {
-                    Some(g) => split::split_model(m.clone(), &coverage, g).forward(x.clone()),
-                    None => m.forward(x.clone()),
+                    Some(g) => forward(&split::split_model(m.clone(), &coverage, g)),
+                    None => forward(m),
                 };
                 (out - y.clone()).square().mean()
             });

@@ -770,3 +770,126 @@ bio = "paper-tuned"
     };
     assert_eq!(esn.leak, 0.9);
 }
+
+/// The autoregressive decoder trains with a curriculum, records it, evaluates, refuses the
+/// strategy flags without it and the decoder on models that have none, and forms a compare axis
+/// whose cells for other models are skipped.
+#[test]
+fn autoregressive_decoder_trains_with_a_curriculum() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 600 --horizon 5 -o t.parquet");
+    let base = [
+        "train",
+        "--data",
+        "t.parquet",
+        "--lookback",
+        "20",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "-q",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        chaoscast(d, &args)
+    };
+    let out = run(&[
+        "--model",
+        "lstm",
+        "--decoder",
+        "autoregressive",
+        "--strategy",
+        "increasing-inverse-sigmoid",
+        "--tf-sampling",
+        "per-sequence",
+        "-o",
+        "ar",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = chaoscast::run::RunConfig::load(&d.join("ar")).unwrap();
+    assert!(cfg.train.model.is_autoregressive());
+    let expected = chaoscast::train::strategy::Strategy {
+        sampling: chaoscast::train::strategy::Sampling::PerSequence,
+        ..chaoscast::train::strategy::Strategy::named("increasing-inverse-sigmoid").unwrap()
+    };
+    assert_eq!(cfg.train.strategy, expected);
+    let out = chaoscast(d, &["eval", "ar"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    for (extra, says) in [
+        (
+            &["--model", "gru", "--strategy", "free-running", "-o", "x"][..],
+            "--decoder autoregressive",
+        ),
+        (
+            &["--model", "fdn", "--decoder", "autoregressive", "-o", "x"][..],
+            "for lstm and gru",
+        ),
+        (
+            &[
+                "--model",
+                "gru",
+                "--decoder",
+                "autoregressive",
+                "--strategy",
+                "decreasing-exponential",
+                "--tf-k",
+                "2",
+                "-o",
+                "x",
+            ][..],
+            "0 < k < 1",
+        ),
+    ] {
+        let out = run(extra);
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+
+    std::fs::write(
+        d.join("exp.toml"),
+        r#"
+datasets = ["t.parquet"]
+models = ["gru", "fdn"]
+seeds = [0]
+[train]
+epochs = 1
+lookback = 20
+hidden = 4
+batch-size = 64
+strategy = "free-running"
+[[variants]]
+name = "direct"
+[[variants]]
+name = "ar"
+decoder = "autoregressive"
+"#,
+    )
+    .unwrap();
+    let out = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = text(&out.stderr);
+    assert!(log.contains("t fdn ar seed 0: skipped"), "{log}");
+    let summary = std::fs::read_to_string(d.join("cmp/summary.md")).unwrap();
+    for row in [
+        "| t | gru | direct |",
+        "| t | gru | ar |",
+        "| t | fdn | direct |",
+    ] {
+        assert!(summary.contains(row), "{row} missing: {summary}");
+    }
+    let ar = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/gru/ar/seed-0")).unwrap();
+    assert!(ar.train.model.is_autoregressive());
+    assert_eq!(
+        ar.train.strategy,
+        chaoscast::train::strategy::Strategy::named("free-running").unwrap()
+    );
+    let direct = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/gru/direct/seed-0")).unwrap();
+    assert_eq!(
+        direct.train.strategy,
+        chaoscast::train::strategy::Strategy::default()
+    );
+}

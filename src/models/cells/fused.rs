@@ -119,6 +119,54 @@ pub(super) fn lstm<B: Backend>(
     )
 }
 
+/// The fused LSTM layer that also returns its last cell state, on the CPU backends:
+/// `[batch, steps + 1, hidden]`, every hidden state and then c_T as one more row per sequence
+/// (what an autoregressive decoder continues from). `None` elsewhere.
+pub(super) fn lstm_with_cell<B: Backend>(
+    x: Tensor<B, 3>,
+    input: Tensor<B, 2>,
+    recurrent: Tensor<B, 2>,
+    bias: Tensor<B, 1>,
+    hidden: usize,
+) -> Option<Tensor<B, 3>> {
+    let args = Args {
+        x,
+        weights: [input, recurrent],
+        biases: vec![bias],
+    };
+    let backend = TypeId::of::<B>();
+    if backend == TypeId::of::<Flex>() {
+        cast(run_host(Kind::Lstm, cast(args)?, hidden, true)?)
+    } else if backend == TypeId::of::<Ad>() {
+        cast(run_autodiff(Kind::Lstm, cast(args)?, hidden, true)?)
+    } else {
+        None
+    }
+}
+
+/// Per sequence: its `steps` hidden rows, then its last cell state.
+fn append_cells(h: &[f32], c: &[f32], d: Dims) -> Vec<f32> {
+    let (n, hid) = (d.steps * d.hidden, d.hidden);
+    let mut out = Vec::with_capacity(h.len() + c.len());
+    for b in 0..d.batch {
+        out.extend_from_slice(&h[b * n..(b + 1) * n]);
+        out.extend_from_slice(&c[b * hid..(b + 1) * hid]);
+    }
+    out
+}
+
+/// The inverse of [`append_cells`] for a gradient: (hidden rows, last-cell rows).
+fn split_cells(g: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
+    let (n, hid) = (d.steps * d.hidden, d.hidden);
+    let mut dh = Vec::with_capacity(d.batch * n);
+    let mut dc = Vec::with_capacity(d.batch * hid);
+    for chunk in g.chunks_exact(n + hid) {
+        dh.extend_from_slice(&chunk[..n]);
+        dc.extend_from_slice(&chunk[n..]);
+    }
+    (dh, dc)
+}
+
 /// The fused GRU layer, when the backend has it: `x` `[batch, steps, inputs]` → every hidden
 /// state `[batch, steps, hidden]`.
 pub(super) fn gru<B: Backend>(
@@ -144,11 +192,11 @@ fn run<B: Backend>(kind: Kind, args: Args<B>, hidden: usize) -> Option<Tensor<B,
     let backend = TypeId::of::<B>();
     if backend == TypeId::of::<Flex>() {
         let args: Args<Flex> = cast(args)?;
-        let out = run_host(kind, args, hidden)?;
+        let out = run_host(kind, args, hidden, false)?;
         cast(out)
     } else if backend == TypeId::of::<Ad>() {
         let args: Args<Ad> = cast(args)?;
-        let out = run_autodiff(kind, args, hidden)?;
+        let out = run_autodiff(kind, args, hidden, false)?;
         cast(out)
     } else {
         #[cfg(feature = "cuda")]
@@ -166,7 +214,12 @@ fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive
     t.into_primitive().tensor()
 }
 
-fn run_host(kind: Kind, args: Args<Flex>, hidden: usize) -> Option<Tensor<Flex, 3>> {
+fn run_host(
+    kind: Kind,
+    args: Args<Flex>,
+    hidden: usize,
+    with_cell: bool,
+) -> Option<Tensor<Flex, 3>> {
     let dims = args.x.dims();
     let [input, recurrent] = args.weights;
     let host = HostArgs::new(
@@ -177,8 +230,14 @@ fn run_host(kind: Kind, args: Args<Flex>, hidden: usize) -> Option<Tensor<Flex, 
         dims,
         hidden,
     )?;
-    let (h, _) = forward(kind, &host);
-    let out = flex(h, vec![dims[0], dims[1], hidden]);
+    let (h, tape) = forward(kind, &host);
+    let out = match (&tape, with_cell) {
+        (Tape::Lstm(t), true) => flex(
+            append_cells(&h, &t.last_cells(host.d), host.d),
+            vec![dims[0], dims[1] + 1, hidden],
+        ),
+        _ => flex(h, vec![dims[0], dims[1], hidden]),
+    };
     Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
 }
 
@@ -213,6 +272,8 @@ struct State {
     recurrent: FlexTensor,
     h: FlexTensor,
     tape: Tape,
+    /// Whether the output carries the last cell state after the hidden states.
+    with_cell: bool,
 }
 
 impl State {
@@ -221,6 +282,12 @@ impl State {
     fn backward(&self, dh: FlexTensor, want: &[bool]) -> Vec<Option<FlexTensor>> {
         let dh = host(dh).expect("the output gradient of an f32 layer is f32");
         let d = self.d;
+        let (dh, dc) = if self.with_cell {
+            let (dh, dc) = split_cells(slice(&dh), d);
+            (flex(dh, vec![d.batch, d.steps, d.hidden]), Some(dc))
+        } else {
+            (dh, None)
+        };
         let (x, wx, wh, h) = (
             slice(&self.x),
             slice(&self.input),
@@ -229,7 +296,7 @@ impl State {
         );
         let (grads, gates) = match &self.tape {
             Tape::Lstm(tape) => (
-                kernels::lstm_backward(d, x, wx, wh, h, tape, slice(&dh), want[0]),
+                kernels::lstm_backward(d, x, wx, wh, h, tape, slice(&dh), dc.as_deref(), want[0]),
                 4,
             ),
             Tape::Gru(tape) => (
@@ -276,7 +343,12 @@ impl<const N: usize> Backward<Flex, N> for FusedLayer {
 /// The autodiff backend's float primitive: a `FlexTensor` and its node on the tape.
 type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
 
-fn run_autodiff(kind: Kind, args: Args<Ad>, hidden: usize) -> Option<Tensor<Ad, 3>> {
+fn run_autodiff(
+    kind: Kind,
+    args: Args<Ad>,
+    hidden: usize,
+    with_cell: bool,
+) -> Option<Tensor<Ad, 3>> {
     let dims = args.x.dims();
     let [input, recurrent] = args.weights;
     let mut parents: Vec<AdFloat> = vec![float(args.x), float(input), float(recurrent)];
@@ -291,17 +363,25 @@ fn run_autodiff(kind: Kind, args: Args<Ad>, hidden: usize) -> Option<Tensor<Ad, 
     )?;
     let (h, tape) = forward(kind, &host);
     let h = flex(h, vec![dims[0], dims[1], hidden]);
+    let output = match (&tape, with_cell) {
+        (Tape::Lstm(t), true) => flex(
+            append_cells(slice(&h), &t.last_cells(host.d), host.d),
+            vec![dims[0], dims[1] + 1, hidden],
+        ),
+        _ => h.clone(),
+    };
     let state = State {
         d: host.d,
         x: host.x,
         input: host.input,
         recurrent: host.recurrent,
-        h: h.clone(),
+        h,
         tape,
+        with_cell,
     };
     let out = match kind {
-        Kind::Lstm => track::<4>(&parents, state, h),
-        Kind::Gru => track::<5>(&parents, state, h),
+        Kind::Lstm => track::<4>(&parents, state, output),
+        Kind::Gru => track::<5>(&parents, state, output),
     };
     Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
 }

@@ -66,20 +66,30 @@ impl<B: Backend> GruCell<B> {
             .matmul(self.input.val())
             .add(self.input_bias.val().unsqueeze_dim::<2>(0))
             .reshape([batch, steps, 3 * hid]);
-        let recurrent = self.recurrent.val();
-        let recurrent_bias = self.recurrent_bias.val().unsqueeze_dim::<2>(0);
         let mut h = Tensor::<B, 2>::zeros([batch, hid], &device);
         let mut outputs = Vec::with_capacity(steps);
         for k in 0..steps {
-            let xg = step(&gates_in, k);
-            let hg = h.clone().matmul(recurrent.clone()) + recurrent_bias.clone();
-            let rz = sigmoid(xg.clone().narrow(1, 0, 2 * hid) + hg.clone().narrow(1, 0, 2 * hid));
-            let r = rz.clone().narrow(1, 0, hid);
-            let z = rz.narrow(1, hid, hid);
-            let n = (xg.narrow(1, 2 * hid, hid) + r * hg.narrow(1, 2 * hid, hid)).tanh();
-            h = (z.ones_like() - z.clone()) * n + z * h;
+            h = self.update(step(&gates_in, k), h);
             outputs.push(h.clone());
         }
         Tensor::stack(outputs, 1)
+    }
+
+    /// One step from state `h`: `x` `[batch, inputs]` → the next `h`.
+    pub fn step(&self, x: Tensor<B, 2>, h: Tensor<B, 2>) -> Tensor<B, 2> {
+        let xg = x.matmul(self.input.val()) + self.input_bias.val().unsqueeze_dim::<2>(0);
+        self.update(xg, h)
+    }
+
+    /// The next state from the input-side pre-activations `xg` `[batch, 3·hidden]`.
+    fn update(&self, xg: Tensor<B, 2>, h: Tensor<B, 2>) -> Tensor<B, 2> {
+        let hid = self.hidden;
+        let hg = h.clone().matmul(self.recurrent.val())
+            + self.recurrent_bias.val().unsqueeze_dim::<2>(0);
+        let rz = sigmoid(xg.clone().narrow(1, 0, 2 * hid) + hg.clone().narrow(1, 0, 2 * hid));
+        let r = rz.clone().narrow(1, 0, hid);
+        let z = rz.narrow(1, hid, hid);
+        let n = (xg.narrow(1, 2 * hid, hid) + r * hg.narrow(1, 2 * hid, hid)).tanh();
+        (z.ones_like() - z.clone()) * n + z * h
     }
 }

@@ -294,6 +294,19 @@ pub struct LstmTape {
     tanh_cells: Vec<f32>,
 }
 
+impl LstmTape {
+    /// The last cell state of every sequence, `[batch, hidden]`.
+    pub fn last_cells(&self, d: Dims) -> Vec<f32> {
+        let hid = d.hidden;
+        (0..d.batch)
+            .flat_map(|b| {
+                let row = b * d.steps + d.steps - 1;
+                self.cells[row * hid..(row + 1) * hid].iter().copied()
+            })
+            .collect()
+    }
+}
+
 /// Gradients of one recurrent layer call.
 #[derive(Clone, Debug)]
 pub struct Grads {
@@ -404,7 +417,8 @@ multiversion! {
 }
 
 /// Back-propagation through time of [`lstm_forward`]: `h` is its output, `dh` the gradient of
-/// the loss with respect to it.
+/// the loss with respect to it, and `dc_last` (`[batch, hidden]`, when the last cell state is an
+/// output too) the gradient with respect to the last cell state.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward(
     d: Dims,
@@ -414,6 +428,7 @@ pub fn lstm_backward(
     h: &[f32],
     tape: &LstmTape,
     dh: &[f32],
+    dc_last: Option<&[f32]>,
     want_dx: bool,
 ) -> Grads {
     use rayon::prelude::*;
@@ -421,6 +436,19 @@ pub fn lstm_backward(
     let g4 = 4 * hid;
     let rows = d.rows();
     assert_eq!(dh.len(), rows * hid, "lstm output gradient size");
+    let zeros;
+    let dc_last = match dc_last {
+        Some(dc) => dc,
+        None => {
+            zeros = vec![0.0f32; d.batch * hid];
+            &zeros[..]
+        }
+    };
+    assert_eq!(
+        dc_last.len(),
+        d.batch * hid,
+        "lstm cell-state gradient size"
+    );
     let mut da = vec![0.0f32; rows * g4];
     // W_hᵀ laid out row-major once: gemm packs a transposed view far more slowly, and the
     // recurrence multiplies by it at every step.
@@ -431,12 +459,13 @@ pub fn lstm_backward(
         .zip(tape.cells.par_chunks(n * hid))
         .zip(tape.tanh_cells.par_chunks(n * hid))
         .zip(dh.par_chunks(n * hid))
-        .for_each(|((((da, acts), cells), tanh_cells), dh)| {
+        .zip(dc_last.par_chunks(chunk_rows(d.batch) * hid))
+        .for_each(|(((((da, acts), cells), tanh_cells), dh), dc_last)| {
             let d = Dims {
                 batch: dh.len() / (steps * hid),
                 ..d
             };
-            lstm_backward_chunk(d, &recurrent_t, acts, cells, tanh_cells, dh, da);
+            lstm_backward_chunk(d, &recurrent_t, acts, cells, tanh_cells, dh, dc_last, da);
         });
     let h_prev = previous_states(h, d);
     let (recurrent_grad, input_grad, dx) =
@@ -459,12 +488,13 @@ multiversion! {
         cells: &[f32],
         tanh_cells: &[f32],
         dh: &[f32],
+        dc_last: &[f32],
         da: &mut [f32],
     ) {
         let (hid, steps) = (d.hidden, d.steps);
         let g4 = 4 * hid;
         let mut dh_next = vec![0.0f32; d.batch * hid];
-        let mut dc_next = vec![0.0f32; d.batch * hid];
+        let mut dc_next = dc_last.to_vec();
         let zeros = vec![0.0f32; hid];
         for t in (0..steps).rev() {
             if t + 1 < steps {

@@ -54,6 +54,54 @@ impl<B: Backend> LstmCell<B> {
     /// each): the reference the fused layer is tested against, and the path of backends without
     /// one.
     pub fn forward_unfused(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.unfused_with_state(x).0
+    }
+
+    /// Runs over a sequence from a zero state: every hidden state `[batch, steps, hidden]` and
+    /// the last state [h_T, c_T], each `[batch, hidden]` (what an autoregressive decoder
+    /// continues from). Fused on the CPU backends.
+    pub fn forward_with_state(&self, x: Tensor<B, 3>) -> (Tensor<B, 3>, [Tensor<B, 2>; 2]) {
+        let [batch, steps, _] = x.dims();
+        let fused = super::fused::lstm_with_cell(
+            x.clone(),
+            self.input.val(),
+            self.recurrent.val(),
+            self.bias.val(),
+            self.hidden,
+        );
+        match fused {
+            Some(out) => {
+                let h = out.clone().narrow(1, 0, steps);
+                let c = out.narrow(1, steps, 1).reshape([batch, self.hidden]);
+                let last = h
+                    .clone()
+                    .narrow(1, steps - 1, 1)
+                    .reshape([batch, self.hidden]);
+                (h, [last, c])
+            }
+            None => self.unfused_with_state(x),
+        }
+    }
+
+    /// One step from state [h, c]: `x` `[batch, inputs]` → the next [h, c].
+    pub fn step(&self, x: Tensor<B, 2>, [h, c]: [Tensor<B, 2>; 2]) -> [Tensor<B, 2>; 2] {
+        let gates = x.matmul(self.input.val())
+            + self.bias.val().unsqueeze_dim::<2>(0)
+            + h.matmul(self.recurrent.val());
+        Self::gate_math(gates, c)
+    }
+
+    /// [h, c] from the pre-activations `[batch, 4·hidden]` and the previous cell state.
+    fn gate_math(gates: Tensor<B, 2>, c: Tensor<B, 2>) -> [Tensor<B, 2>; 2] {
+        let [i, f, g, o]: [Tensor<B, 2>; 4] = gates
+            .chunk(4, 1)
+            .try_into()
+            .expect("four gate blocks should split evenly");
+        let c = sigmoid(f) * c + sigmoid(i) * g.tanh();
+        [sigmoid(o) * c.clone().tanh(), c]
+    }
+
+    pub(super) fn unfused_with_state(&self, x: Tensor<B, 3>) -> (Tensor<B, 3>, [Tensor<B, 2>; 2]) {
         let [batch, steps, inputs] = x.dims();
         let device = x.device();
         let gates_in = x
@@ -67,14 +115,9 @@ impl<B: Backend> LstmCell<B> {
         let mut outputs = Vec::with_capacity(steps);
         for k in 0..steps {
             let gates = step(&gates_in, k) + h.matmul(recurrent.clone());
-            let [i, f, g, o]: [Tensor<B, 2>; 4] = gates
-                .chunk(4, 1)
-                .try_into()
-                .expect("four gate blocks should split evenly");
-            c = sigmoid(f) * c + sigmoid(i) * g.tanh();
-            h = sigmoid(o) * c.clone().tanh();
+            [h, c] = Self::gate_math(gates, c);
             outputs.push(h.clone());
         }
-        Tensor::stack(outputs, 1)
+        (Tensor::stack(outputs, 1), [h, c])
     }
 }

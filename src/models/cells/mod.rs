@@ -42,6 +42,56 @@ impl<B: Backend> RecurrentCell<B> {
     }
 }
 
+/// The state a recurrent layer carries from step to step.
+#[derive(Clone, Debug)]
+pub enum CellState<B: Backend> {
+    /// [h, c], each `[batch, hidden]`.
+    Lstm([Tensor<B, 2>; 2]),
+    /// h, `[batch, hidden]`.
+    Gru(Tensor<B, 2>),
+}
+
+impl<B: Backend> CellState<B> {
+    /// The hidden state h, `[batch, hidden]`.
+    pub fn hidden(&self) -> Tensor<B, 2> {
+        match self {
+            CellState::Lstm([h, _]) => h.clone(),
+            CellState::Gru(h) => h.clone(),
+        }
+    }
+}
+
+impl<B: Backend> RecurrentCell<B> {
+    /// Runs over a sequence from a zero state: every hidden state and the last state (fused on
+    /// the CPU backends).
+    pub fn forward_with_state(&self, x: Tensor<B, 3>) -> (Tensor<B, 3>, CellState<B>) {
+        match self {
+            RecurrentCell::Lstm(cell) => {
+                let (h, state) = cell.forward_with_state(x);
+                (h, CellState::Lstm(state))
+            }
+            RecurrentCell::Gru(cell) => {
+                let h = cell.forward(x);
+                let [batch, steps, hidden] = h.dims();
+                let last = h.clone().narrow(1, steps - 1, 1).reshape([batch, hidden]);
+                (h, CellState::Gru(last))
+            }
+        }
+    }
+
+    /// One step: `x` `[batch, inputs]` and the state → the next state.
+    ///
+    /// # Panics
+    /// If the state belongs to the other cell type.
+    pub fn step(&self, x: Tensor<B, 2>, state: CellState<B>) -> CellState<B> {
+        match (self, state) {
+            (RecurrentCell::Lstm(cell), CellState::Lstm(s)) => CellState::Lstm(cell.step(x, s)),
+            (RecurrentCell::Gru(cell), CellState::Gru(h)) => CellState::Gru(cell.step(x, h)),
+            _ => panic!("a recurrent state stepped through the other cell type"),
+        }
+    }
+}
+
 /// Step `k` of `[batch, steps, width]` as `[batch, width]`.
 fn step<B: Backend>(x: &Tensor<B, 3>, k: usize) -> Tensor<B, 2> {
     x.clone().narrow(1, k, 1).squeeze_dim::<2>(1)
@@ -220,6 +270,72 @@ mod tests {
                     assert_close(&format!("{kind} {loss} {name}"), a, b);
                 }
             }
+        }
+    }
+
+    /// The encoder of an autoregressive decoder: the fused layer's last state (the LSTM's cell
+    /// state is an extra output of the fused node) and a few decoder steps after it give the
+    /// reference's outputs and gradients, with the loss on the decoder's hidden states only, so
+    /// every gradient into the encoder flows through the last state; and stepping once past a
+    /// window equals running over the longer window.
+    #[test]
+    fn last_state_and_steps_match_the_reference() {
+        for threads in [1, 2] {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+                .install(|| {
+                    for kind in ["lstm", "gru"] {
+                        let mut rng = ChaCha8Rng::seed_from_u64(5);
+                        let layer = layer(kind, &mut rng, 2, 4);
+                        let x = random(&mut rng, [3, 7, 2], 1.5).require_grad();
+                        let next = random(&mut rng, [3, 2], 1.5);
+                        let weight = random(&mut rng, [3, 4], 1.0);
+                        let run = |fused: bool| {
+                            let (h, mut state) = match (&layer, fused) {
+                                (_, true) => layer.forward_with_state(x.clone()),
+                                (RecurrentCell::Lstm(c), false) => {
+                                    let (h, s) = c.unfused_with_state(x.clone());
+                                    (h, CellState::Lstm(s))
+                                }
+                                (RecurrentCell::Gru(c), false) => {
+                                    let h = c.forward_unfused(x.clone());
+                                    let last = h.clone().narrow(1, 6, 1).reshape([3, 4]);
+                                    (h, CellState::Gru(last))
+                                }
+                            };
+                            let mut loss = Tensor::<A, 1>::zeros([1], &Default::default());
+                            for _ in 0..3 {
+                                state = layer.step(next.clone(), state);
+                                loss = loss + (state.hidden() * weight.clone()).sum();
+                            }
+                            let grads = loss.backward();
+                            let mut out = vec![
+                                ("outputs".to_string(), values(h.inner())),
+                                ("decoded".into(), values(state.hidden().inner())),
+                                ("x".into(), values(x.grad(&grads).unwrap())),
+                            ];
+                            for (name, g) in param_grads(&layer, &grads) {
+                                out.push((name.to_string(), g));
+                            }
+                            out
+                        };
+                        for ((name, a), (_, b)) in run(true).iter().zip(&run(false)) {
+                            assert_close(&format!("{kind} {name}"), a, b);
+                        }
+                        // One step past the window is the longer window's last state.
+                        let (_, state) = layer.forward_with_state(x.clone());
+                        let stepped = layer.step(next.clone(), state).hidden();
+                        let longer = Tensor::cat(vec![x.clone(), next.clone().unsqueeze_dim(1)], 1);
+                        let full = layer.forward(longer).narrow(1, 7, 1).reshape([3, 4]);
+                        assert_close(
+                            &format!("{kind} step"),
+                            &values(stepped.inner()),
+                            &values(full.inner()),
+                        );
+                    }
+                });
         }
     }
 
