@@ -116,8 +116,11 @@ impl EsnConfig {
                 ),
             ));
         }
-        let scale = self.spectral_radius / radius;
-        dense.iter_mut().for_each(|w| *w *= scale);
+        // Unit spectral radius first, then ρ: `Reservoir::rescaled` repeats the second step for
+        // another ρ and gets the same bits as a fresh draw.
+        dense.iter_mut().for_each(|w| *w /= radius);
+        let unit = dense.clone();
+        dense.iter_mut().for_each(|w| *w *= self.spectral_radius);
         let input = (0..n * d)
             .map(|_| rng.random_range(-self.input_scaling..self.input_scaling))
             .collect();
@@ -130,20 +133,14 @@ impl EsnConfig {
                 }
             })
             .collect();
-        let rows = (0..n)
-            .map(|i| {
-                (0..n)
-                    .filter(|&j| dense[i * n + j] != 0.0)
-                    .map(|j| (j, dense[i * n + j]))
-                    .collect()
-            })
-            .collect();
+        let rows = sparse_rows(&dense, n);
         Ok(Reservoir {
             units: n,
             vars: d,
             leak: self.leak,
             input,
             recurrent: dense,
+            unit,
             rows,
             bias,
         })
@@ -159,6 +156,18 @@ impl EsnConfig {
             device,
         ))
     }
+}
+
+/// The non-zero entries of the row-major `n × n` matrix, by row.
+fn sparse_rows(dense: &[f64], n: usize) -> Vec<Vec<(usize, f64)>> {
+    (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&j| dense[i * n + j] != 0.0)
+                .map(|j| (j, dense[i * n + j]))
+                .collect()
+        })
+        .collect()
 }
 
 /// The largest eigenvalue magnitude of the row-major `n × n` matrix.
@@ -183,6 +192,8 @@ pub struct Reservoir {
     pub input: Vec<f64>,
     /// `W`, row-major `N × N` (scaled to the spectral radius).
     pub recurrent: Vec<f64>,
+    /// `W` scaled to spectral radius 1.
+    unit: Vec<f64>,
     /// `W`'s non-zero entries by row, for the sequential drive.
     rows: Vec<Vec<(usize, f64)>>,
     /// `b`, N.
@@ -257,6 +268,21 @@ impl Reservoir {
             phi,
             targets,
         })
+    }
+
+    /// The same reservoir scaled to spectral radius `rho`, with leak rate `leak`: exactly the
+    /// reservoir [`EsnConfig::reservoir_weights`] draws with those values, without drawing the
+    /// weights or solving the eigenvalue problem again (what a search over ρ and a needs).
+    pub fn rescaled(&self, rho: f64, leak: f64) -> Reservoir {
+        let n = self.units;
+        let recurrent: Vec<f64> = self.unit.iter().map(|w| w * rho).collect();
+        let rows = sparse_rows(&recurrent, n);
+        Reservoir {
+            recurrent,
+            rows,
+            leak,
+            ..self.clone()
+        }
     }
 
     /// The Burn model with these weights and `readout` (row-major `[N + D + 1, D]`).

@@ -103,10 +103,14 @@ pub fn search<B: Backend>(
     let total = grid.spectral_radius.len() * grid.leak.len() * grid.ridge.len();
     let mut rows = Vec::with_capacity(total);
     let mut best: Option<(f64, EsnConfig)> = None;
+    // The weights drawn once, rescaled to each ρ of the grid: the same bits as
+    // `reservoir_weights` at that ρ, without another eigenvalue solve.
+    let drawn = base.reservoir_weights()?;
     for &rho in &grid.spectral_radius {
         for &leak in &grid.leak {
             let candidate = base.clone().with_spectral_radius(rho).with_leak(leak);
-            let reservoir = candidate.reservoir_weights()?;
+            candidate.validate()?;
+            let reservoir = drawn.rescaled(rho, leak);
             let problem = reservoir.normal_equations(&series, candidate.washout)?;
             for &beta in &grid.ridge {
                 let Ok((readout, train_mse)) = problem.solve(beta) else {
@@ -227,6 +231,28 @@ mod tests {
                 assert!(err < bound, "window {i}, step {k}: error {err}");
             }
         }
+    }
+
+    /// The search's shortcut: the base reservoir rescaled to another ρ and leak is, bit for
+    /// bit, the reservoir drawn at that ρ and leak (so the chosen row refits to its own score).
+    #[test]
+    fn rescaled_reservoir_equals_a_fresh_draw() {
+        let base = EsnConfig::new(2, 3).with_reservoir(25).with_sparsity(0.6);
+        let drawn = base.reservoir_weights().unwrap();
+        let other = base
+            .clone()
+            .with_spectral_radius(1.2)
+            .with_leak(0.3)
+            .reservoir_weights()
+            .unwrap();
+        let rescaled = drawn.rescaled(1.2, 0.3);
+        assert_eq!(rescaled.leak, 0.3);
+        assert_eq!(rescaled.input, other.input);
+        assert_eq!(rescaled.recurrent, other.recurrent);
+        let series: Vec<f64> = (0..120).map(|t| (t as f64 * 0.2).sin()).collect();
+        let a = rescaled.normal_equations(&series, 10).unwrap();
+        let b = other.normal_equations(&series, 10).unwrap();
+        assert_eq!(a.phi, b.phi);
     }
 
     /// A model built from the same config twice is the same model: the reservoir is a function
