@@ -250,7 +250,8 @@ fn cell(
     let text = std::fs::read_to_string(&report)?;
     let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("cannot read {}", report.display()))?;
-    let num = |key: &str| json[key].as_f64().unwrap_or(f64::NAN);
+    // A diverged forecast's NRMSE is infinite, which JSON writes as null.
+    let num = |key: &str| json[key].as_f64().unwrap_or(f64::INFINITY);
     let history = load_metrics(folder)?;
     let config = RunConfig::load(folder)?;
     let best_epoch = history

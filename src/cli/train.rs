@@ -531,11 +531,14 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
     apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0));
     match (s.decoder.as_deref(), &mut cfg.model) {
         (None | Some("direct"), _) => {}
-        (Some(_), ModelConfig::Recurrent(c)) => c.decoder = Some(Decoder::Autoregressive),
-        (Some(_), other) => bail!(
+        (Some("autoregressive"), ModelConfig::Recurrent(c)) => {
+            c.decoder = Some(Decoder::Autoregressive)
+        }
+        (Some("autoregressive"), other) => bail!(
             "--decoder autoregressive is for lstm and gru, not {}",
             other.name()
         ),
+        (Some(other), _) => bail!("unknown decoder '{other}'; use direct or autoregressive"),
     }
     let optimizer_before = cfg.optimizer;
     let mut cfg = overrides(cfg, s)?;
@@ -578,7 +581,8 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
     }
     match s.tf_sampling.as_deref() {
         Some("per-sequence") => cfg.strategy.sampling = Sampling::PerSequence,
-        Some(_) => cfg.strategy.sampling = Sampling::PerStep,
+        Some("per-step") => cfg.strategy.sampling = Sampling::PerStep,
+        Some(other) => bail!("unknown --tf-sampling '{other}'; use per-step or per-sequence"),
         None => {}
     }
     cfg.strategy.k = s.tf_k.unwrap_or(cfg.strategy.k);
@@ -602,6 +606,11 @@ fn apply_esn(model: &mut ModelConfig, s: &Settings) -> Result<()> {
         (s.sparsity.is_some(), "--sparsity"),
         (s.esn_search.is_some(), "--esn-search"),
     ];
+    if s.esn_search == Some(true)
+        && let Some((_, flag)) = given[..3].iter().find(|(set, _)| *set)
+    {
+        bail!("{flag} and --esn-search both set it; --esn-search chooses ρ, a and β itself");
+    }
     let ModelConfig::Esn(c) = model else {
         if let Some((_, flag)) = given.iter().find(|(set, _)| *set) {
             bail!(

@@ -231,9 +231,11 @@ impl Reservoir {
         let steps = series.len() / d;
         if steps < washout + 2 {
             return Err(crate::Error::config(
-                "washout",
+                "data",
                 format!(
-                    "the training series has {steps} steps, too few for a washout of {washout} and a readout fit"
+                    "the training split has {steps} steps; the ESN needs at least {} (a washout of \
+                     {washout} and two more); use a longer series",
+                    washout + 2
                 ),
             ));
         }

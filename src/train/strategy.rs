@@ -5,14 +5,19 @@
 //! the truth — changes from epoch to epoch.
 //!
 //! With epoch index i = epoch − 1 and E epochs, a curriculum moves r from `start` towards `end`
-//! along a decay d(i) that falls from 1:
+//! along a decay d(i) that falls towards 0 (the schedules of Bengio et al.'s scheduled sampling):
 //!
 //! ```text
 //! r(i) = end + (start − end)·d(i)
-//! linear:           d(i) = 1 − i/(E − 1)          (d = 1 when E = 1)
-//! exponential:      d(i) = kⁱ                      (0 < k < 1, default 0.8)
-//! inverse sigmoid:  d(i) = k / (k + exp(i/k))      (k ≥ 1, default 3)
+//! linear:           d(i) = 1 − i/(E − 1)          (d = 1 when E = 1; reaches end at the last epoch)
+//! exponential:      d(i) = kⁱ                      (0 < k < 1, default 0.8; d(0) = 1)
+//! inverse sigmoid:  d(i) = k / (k + exp(i/k))      (k ≥ 1, default 3; d(0) = k/(k + 1) = 0.75)
 //! ```
+//!
+//! The exponential and inverse-sigmoid curves approach `end` without reaching it, and the
+//! inverse sigmoid starts a quarter of the way there at the default k. The curve is a function of
+//! the epoch and the configured epoch count, so a run resumed with more `--epochs` continues a
+//! stretched curriculum (as it continues a stretched cosine schedule).
 //!
 //! A *decreasing* curriculum goes from teacher forcing to free running (start 1, end 0; the
 //! classic scheduled sampling), an *increasing* one the other way (start 0, end 1; the "flipped
@@ -54,7 +59,8 @@ pub enum Sampling {
 pub struct Strategy {
     /// The curve of r over the epochs.
     pub schedule: Schedule,
-    /// r at the first epoch (before the decay).
+    /// Where r starts: r(0) = start for the constant, linear and exponential schedules,
+    /// end + (start − end)·k/(k + 1) for the inverse sigmoid.
     pub start: f64,
     /// r the curriculum moves towards.
     pub end: f64,
@@ -124,6 +130,12 @@ impl Strategy {
 
     /// Checks the ratios and k.
     pub fn validate(&self) -> Result<()> {
+        if matches!(self.schedule, Schedule::Constant | Schedule::Linear) && self.k != 1.0 {
+            return Err(Error::config(
+                "strategy k",
+                "only the exponential and inverse-sigmoid schedules have a k",
+            ));
+        }
         for (field, r) in [("strategy start", self.start), ("strategy end", self.end)] {
             if !(0.0..=1.0).contains(&r) {
                 return Err(Error::config(
@@ -258,6 +270,9 @@ mod tests {
         let mut bad = Strategy::named("decreasing-exponential").unwrap();
         bad.k = 1.5;
         assert!(bad.validate().is_err());
+        let mut bad = Strategy::named("decreasing-linear").unwrap();
+        bad.k = 0.5;
+        assert!(bad.validate().is_err(), "a linear schedule has no k");
         let bad = Strategy {
             start: 1.2,
             ..Strategy::default()

@@ -163,7 +163,8 @@ impl TrainConfig {
         if matches!(self.model, ModelConfig::Esn(_)) && self.bio.is_active() {
             return Err(Error::config(
                 "bio",
-                "the mechanisms act on gradient training, and the ESN's readout is fitted in                  closed form; train the ESN without --bio",
+                "the mechanisms act on gradient training, and the ESN's readout is fitted in \
+                 closed form; train the ESN without --bio",
             ));
         }
         crate::error::ensure_counts(&[("batch_size", self.batch_size), ("epochs", self.epochs)])?;
