@@ -21,7 +21,7 @@ use super::train::{Settings, resume_settings, train_settings};
     cell shares (the keys of `train --config`), and [[variants]], each a name plus settings (e.g.\n\
     bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. ESN cells of\n\
     variants with a bio mechanism are skipped, and so are cells of an autoregressive variant (decoder =\n\
-    \"autoregressive\") for models other than lstm and gru; the ESN's settings (leak, esn-search, ...)\n\
+    \"autoregressive\") for the esn and the fdn; the ESN's settings (leak, esn-search, ...)\n\
     apply to the ESN only, and the strategy settings to autoregressive cells only. Cells go\n\
     to OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N; finished cells are kept and a half-trained one\n\
     resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
@@ -177,11 +177,11 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
 /// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
 /// models, so one experiment can hold both. A cell whose variant asks for what its model does not
 /// have is skipped, with the reason: a bio mechanism for the ESN (its readout is fitted in closed
-/// form) or the autoregressive decoder for a model other than LSTM and GRU.
+/// form) or the autoregressive decoder for the ESN and the FDN.
 fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
     let autoregressive = s.decoder.as_deref() == Some("autoregressive");
-    if autoregressive && !matches!(model, "lstm" | "gru") {
-        return Err("the autoregressive decoder is for lstm and gru");
+    if autoregressive && !matches!(model, "lstm" | "gru" | "transformer") {
+        return Err("the autoregressive decoder is for lstm, gru and transformer");
     }
     if !autoregressive {
         s.strategy = None;

@@ -156,8 +156,8 @@ pub(crate) struct Settings {
     /// the chosen values to config.json.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub(crate) esn_search: Option<bool>,
-    /// LSTM/GRU: direct (all steps at once, the paper's) or autoregressive (one step at a
-    /// time, forecasts fed back) [default: direct].
+    /// LSTM/GRU/transformer: direct (all steps at once, the paper's) or autoregressive (one step
+    /// at a time, forecasts fed back) [default: direct].
     #[arg(long, value_parser = ["direct", "autoregressive"])]
     pub(crate) decoder: Option<String>,
     /// Autoregressive decoder's training: teacher-forcing, free-running, or a curriculum
@@ -534,8 +534,11 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
         (Some("autoregressive"), ModelConfig::Recurrent(c)) => {
             c.decoder = Some(Decoder::Autoregressive)
         }
+        (Some("autoregressive"), ModelConfig::Transformer(c)) => {
+            c.decoder = Some(Decoder::Autoregressive)
+        }
         (Some("autoregressive"), other) => bail!(
-            "--decoder autoregressive is for lstm and gru, not {}",
+            "--decoder autoregressive is for lstm, gru and transformer, not {}",
             other.name()
         ),
         (Some(other), _) => bail!("unknown decoder '{other}'; use direct or autoregressive"),
@@ -590,7 +593,7 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
         && (s.strategy.is_some() || s.tf_sampling.is_some() || s.tf_k.is_some())
     {
         bail!(
-            "--strategy, --tf-sampling and --tf-k train the autoregressive decoder; add --decoder autoregressive (lstm or gru)"
+            "--strategy, --tf-sampling and --tf-k train the autoregressive decoder; add --decoder autoregressive (lstm, gru or transformer)"
         );
     }
     Ok(cfg)

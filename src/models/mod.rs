@@ -165,7 +165,11 @@ impl ModelConfig {
     /// Whether the model forecasts one step at a time (and trains with a teacher-forcing
     /// strategy).
     pub fn is_autoregressive(&self) -> bool {
-        matches!(self, ModelConfig::Recurrent(c) if c.is_autoregressive())
+        match self {
+            ModelConfig::Recurrent(c) => c.is_autoregressive(),
+            ModelConfig::Transformer(c) => c.is_autoregressive(),
+            _ => false,
+        }
     }
 
     /// Checks the configuration.
@@ -221,7 +225,7 @@ impl<B: Backend> Model<B> {
         }
     }
 
-    /// The forecast a training step scores: for the autoregressive decoder, with the decoder
+    /// The forecast a training step scores: for an autoregressive decoder, with the decoder
     /// inputs mixed from `targets` `[batch, horizon, vars]` by `mask` `[batch, horizon]` (see
     /// [`AutoregressiveRnn::decode`]); for every other model (or without a mask), the forecast.
     pub fn forward_train(
@@ -232,6 +236,9 @@ impl<B: Backend> Model<B> {
     ) -> Tensor<B, 3> {
         match (self, mask) {
             (Model::Autoregressive(m), Some(mask)) => m.decode(x, Some((targets, mask))),
+            (Model::Transformer(m), Some(mask)) if m.is_autoregressive() => {
+                m.decode(x, Some((targets, mask)))
+            }
             _ => self.forward(x),
         }
     }
@@ -284,6 +291,13 @@ mod tests {
                     .with_hidden(8)
                     .with_decoder(Some(Decoder::Autoregressive)),
             ),
+            ModelConfig::Transformer(
+                TransformerConfig::new(3, 5)
+                    .with_d_model(8)
+                    .with_d_ff(16)
+                    .with_patch(4)
+                    .with_decoder(Some(Decoder::Autoregressive)),
+            ),
         ]
     }
 
@@ -300,7 +314,18 @@ mod tests {
     #[test]
     fn configs_round_trip_through_json() {
         let names: Vec<&str> = all_models().iter().map(|c| c.name()).collect();
-        assert_eq!(names, ["lstm", "gru", "fdn", "transformer", "esn", "gru"]);
+        assert_eq!(
+            names,
+            [
+                "lstm",
+                "gru",
+                "fdn",
+                "transformer",
+                "esn",
+                "gru",
+                "transformer"
+            ]
+        );
         for cfg in all_models() {
             let json = serde_json::to_string(&cfg).unwrap();
             let back: ModelConfig = serde_json::from_str(&json).unwrap();

@@ -5,6 +5,11 @@
 //! variable (as in PatchTST, Nie et al. 2023), the oldest L mod p steps dropped, which shortens
 //! the sequence p-fold and the attention's cost p²-fold.
 //!
+//! With the autoregressive decoder (`decoder = autoregressive`) the head predicts one step — the
+//! change from the window's last value — and the forecast slides the window forward one step at a
+//! time, appending each forecast (or, in training, the true value where the teacher mask says so;
+//! see [`super::autoregressive`] for the mask), so the encoder runs H times per forecast.
+//!
 //! Dropout (default 0) draws its masks from the backend's RNG, not yet from a seeded host
 //! generator; with dropout 0 the model is fully determined by its seed.
 
@@ -63,9 +68,16 @@ pub struct TransformerConfig {
     /// Seed of the weight initialisation (default 0).
     #[config(default = 0)]
     pub seed: u64,
+    /// Direct multi-step head or autoregressive decoder (default, and when absent: direct).
+    pub decoder: Option<super::Decoder>,
 }
 
 impl TransformerConfig {
+    /// Whether the decoder is the autoregressive one.
+    pub fn is_autoregressive(&self) -> bool {
+        self.decoder == Some(super::Decoder::Autoregressive)
+    }
+
     /// Checks every field; returns the first bad one.
     pub fn validate(&self) -> crate::Result<()> {
         crate::error::ensure_counts(&[
@@ -112,7 +124,15 @@ impl TransformerConfig {
             .with_dropout(self.dropout)
             .with_initializer(Initializer::Zeros)
             .init(device),
-            head: linear(self.d_model, self.horizon * self.vars),
+            head: linear(
+                self.d_model,
+                if self.is_autoregressive() {
+                    self.vars
+                } else {
+                    self.horizon * self.vars
+                },
+            ),
+            autoregressive: self.is_autoregressive(),
             pooling: self.pooling == Pooling::Mean,
             patch: self.patch,
             vars: self.vars,
@@ -134,6 +154,7 @@ pub struct TransformerForecaster<B: Backend> {
     pub encoder: TransformerEncoder<B>,
     /// Output head `[d_model, horizon·vars]`.
     pub head: Linear<B>,
+    autoregressive: bool,
     pooling: bool,
     patch: usize,
     vars: usize,
@@ -143,6 +164,66 @@ pub struct TransformerForecaster<B: Backend> {
 impl<B: Backend> TransformerForecaster<B> {
     /// `x`: `[batch, lookback, vars]` → forecast `[batch, horizon, vars]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if self.autoregressive {
+            return self.decode(x, None);
+        }
+        let [batch, _, _] = x.dims();
+        self.head
+            .forward(self.encode(x))
+            .reshape([batch, self.horizon, self.vars])
+    }
+
+    /// Whether the model forecasts one step at a time.
+    pub fn is_autoregressive(&self) -> bool {
+        self.autoregressive
+    }
+
+    /// The autoregressive forecast, the window sliding one step per forecast step; with
+    /// `teacher` (targets `[batch, horizon, vars]` and a mask `[batch, horizon]`), the appended
+    /// value is the truth where the mask is 1, as in [`super::AutoregressiveRnn::decode`].
+    ///
+    /// # Panics
+    /// If the model was built with the direct head.
+    pub fn decode(
+        &self,
+        x: Tensor<B, 3>,
+        teacher: Option<(Tensor<B, 3>, Tensor<B, 2>)>,
+    ) -> Tensor<B, 3> {
+        assert!(self.autoregressive, "decode needs the autoregressive head");
+        let [batch, steps, vars] = x.dims();
+        let mut window = x;
+        let mut out = Vec::with_capacity(self.horizon);
+        for t in 0..self.horizon {
+            let last = window
+                .clone()
+                .narrow(1, steps - 1, 1)
+                .reshape([batch, vars]);
+            let forecast = last + self.head.forward(self.encode(window.clone()));
+            out.push(forecast.clone());
+            if t + 1 < self.horizon {
+                let next = match &teacher {
+                    Some((targets, mask)) => {
+                        let truth = targets.clone().narrow(1, t, 1).reshape([batch, vars]);
+                        let m = mask.clone().narrow(1, t + 1, 1);
+                        truth * m.clone() + forecast * (m.ones_like() - m)
+                    }
+                    None => forecast,
+                };
+                window = if steps > 1 {
+                    Tensor::cat(
+                        vec![window.narrow(1, 1, steps - 1), next.unsqueeze_dim(1)],
+                        1,
+                    )
+                } else {
+                    next.unsqueeze_dim(1)
+                };
+            }
+        }
+        Tensor::stack(out, 1)
+    }
+
+    /// The pooled encoding of a window, `[batch, d_model]`.
+    fn encode(&self, x: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, steps, vars] = x.dims();
         let p = self.patch;
         let x = if p > 1 {
@@ -156,14 +237,11 @@ impl<B: Backend> TransformerForecaster<B> {
         let tokens = self.position.forward(self.input.forward(x));
         let encoded = self.encoder.forward(TransformerEncoderInput::new(tokens));
         let width = encoded.dims()[2];
-        let pooled = if self.pooling {
+        if self.pooling {
             encoded.mean_dim(1).reshape([batch, width])
         } else {
             encoded.narrow(1, steps - 1, 1).reshape([batch, width])
-        };
-        self.head
-            .forward(pooled)
-            .reshape([batch, self.horizon, self.vars])
+        }
     }
 }
 
@@ -223,5 +301,53 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("heads"), "{err}");
+    }
+
+    /// The autoregressive transformer slides its window: each free-running step is the first
+    /// step of the forecast from the window moved on by the forecasts so far, and with the
+    /// whole mask set each step is the first step from the window moved on by the true values
+    /// (one-step-ahead training).
+    #[test]
+    fn autoregressive_head_slides_the_window() {
+        let device = Default::default();
+        let model = TransformerConfig::new(2, 3)
+            .with_d_model(8)
+            .with_d_ff(16)
+            .with_patch(2)
+            .with_decoder(Some(crate::models::Decoder::Autoregressive))
+            .init::<Flex>(&device)
+            .unwrap();
+        assert!(model.is_autoregressive());
+        assert_eq!(model.head.weight.val().dims(), [8, 2], "a one-step head");
+        let series = Tensor::<Flex, 3>::from_data(
+            TensorData::new(
+                (0..2 * 9 * 2).map(|i| (i as f32 * 0.4).sin()).collect(),
+                [2, 9, 2],
+            ),
+            &device,
+        );
+        let (x, y) = (series.clone().narrow(1, 0, 6), series.narrow(1, 6, 3));
+        let first = |w: Tensor<Flex, 3>| model.forward(w).narrow(1, 0, 1);
+        let check = |got: Tensor<Flex, 3>,
+                     feed: &dyn Fn(usize, Tensor<Flex, 3>) -> Tensor<Flex, 3>| {
+            let mut window = x.clone();
+            for t in 0..3 {
+                let step = first(window.clone());
+                let g = got
+                    .clone()
+                    .narrow(1, t, 1)
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap();
+                let w = step.clone().into_data().to_vec::<f32>().unwrap();
+                for (a, b) in g.iter().zip(&w) {
+                    assert!((a - b).abs() < 1e-5, "step {t}: {a} vs {b}");
+                }
+                window = Tensor::cat(vec![window.narrow(1, 1, 5), feed(t, step)], 1);
+            }
+        };
+        check(model.forward(x.clone()), &|_, step| step);
+        let forced = model.decode(x.clone(), Some((y.clone(), Tensor::ones([2, 3], &device))));
+        check(forced, &|t, _| y.clone().narrow(1, t, 1));
     }
 }

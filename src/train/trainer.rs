@@ -178,7 +178,7 @@ impl TrainConfig {
             return Err(Error::config(
                 "strategy",
                 "teacher-forcing strategies train the autoregressive decoder; use it \
-                 (--decoder autoregressive with lstm or gru) or leave the strategy out",
+                 (--decoder autoregressive with lstm, gru or transformer) or leave the strategy out",
             ));
         }
         Ok(())

@@ -826,7 +826,7 @@ fn autoregressive_decoder_trains_with_a_curriculum() {
         ),
         (
             &["--model", "fdn", "--decoder", "autoregressive", "-o", "x"][..],
-            "for lstm and gru",
+            "for lstm, gru and transformer",
         ),
         (
             &[

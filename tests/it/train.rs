@@ -345,9 +345,28 @@ fn every_model_trains_with_paper_default_bio() {
                 .with_d_ff(16)
                 .with_patch(5),
         ),
+        // The autoregressive decoders, with ASAM and a curriculum (SPEC: the bio mechanisms
+        // and ASAM work in this mode too).
+        ModelConfig::Recurrent(
+            RecurrentConfig::new(CellKind::Lstm, 3, 5)
+                .with_hidden(8)
+                .with_decoder(Some(chaoscast::models::Decoder::Autoregressive)),
+        ),
+        ModelConfig::Transformer(
+            TransformerConfig::new(3, 5)
+                .with_d_model(8)
+                .with_d_ff(16)
+                .with_patch(5)
+                .with_decoder(Some(chaoscast::models::Decoder::Autoregressive)),
+        ),
     ];
     for model in configs {
+        let autoregressive = model.is_autoregressive();
         let mut cfg = TrainConfig::new(model);
+        if autoregressive {
+            cfg.strategy =
+                chaoscast::train::strategy::Strategy::named("decreasing-inverse-sigmoid").unwrap();
+        }
         cfg.lookback = 20;
         cfg.batch_size = 64;
         cfg.epochs = 1;
