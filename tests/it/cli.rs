@@ -714,6 +714,32 @@ fn esn_trains_searches_evaluates_and_compares() {
     let floor = report["persistence"]["nrmse_median"].as_f64().unwrap();
     assert!(nrmse < 0.5 * floor, "ESN {nrmse} vs persistence {floor}");
 
+    // predict and the embedding API, as for every model: the CLI's forecast is the
+    // Forecaster's.
+    let out = chaoscast(
+        d,
+        &[
+            "predict",
+            "esn",
+            "--input",
+            "t.parquet",
+            "--output",
+            "f.csv",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = chaoscast::data::store::read_table(&d.join("f.csv")).unwrap();
+    assert_eq!(written.rows(), 5);
+    let f = chaoscast::forecaster::Forecaster::load(d.join("esn")).unwrap();
+    let history = chaoscast::data::store::read_table(&d.join("t.parquet")).unwrap();
+    let expected = f
+        .predict(&history.rows_of(f.names(), &d.join("t.parquet")).unwrap())
+        .unwrap();
+    let got = written.rows_of(f.names(), &d.join("f.csv")).unwrap();
+    for (a, b) in got.iter().flatten().zip(expected.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+
     for (flags, says) in [
         (&["--model", "esn", "--bio", "paper-tuned"][..], "ESN"),
         (
