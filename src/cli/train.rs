@@ -98,7 +98,8 @@ pub(crate) struct Settings {
     /// Base optimizer: sgd or adam [default: adam for small, sgd for paper].
     #[arg(long, value_parser = ["sgd", "adam"])]
     pub(crate) optimizer: Option<String>,
-    /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default: asam].
+    /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default:
+    /// asam; none with --decoder autoregressive, which ASAM stalls].
     #[arg(long, value_parser = ["asam", "sam", "none"])]
     pub(crate) sam: Option<String>,
     /// Epochs without a better validation NRMSE before stopping [default: 20].
@@ -162,7 +163,7 @@ pub(crate) struct Settings {
     pub(crate) decoder: Option<String>,
     /// Autoregressive decoder's training: teacher-forcing, free-running, or a curriculum
     /// decreasing-… (teacher forcing to free running) or increasing-… (the reverse), each
-    /// linear, exponential or inverse-sigmoid [default: teacher-forcing].
+    /// linear, exponential or inverse-sigmoid [default: decreasing-inverse-sigmoid].
     #[arg(long, value_parser = chaoscast::train::strategy::STRATEGIES)]
     pub(crate) strategy: Option<String>,
     /// Curriculum coin tossed per-step or per-sequence [default: per-step].
@@ -542,6 +543,10 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
             other.name()
         ),
         (Some(other), _) => bail!("unknown decoder '{other}'; use direct or autoregressive"),
+    }
+    if cfg.model.is_autoregressive() && s.sam.is_none() {
+        // ASAM at ρ = 1 keeps the decoder at its first epoch (docs/results/strategies-thomas).
+        cfg.sharpness = Sharpness::None;
     }
     let optimizer_before = cfg.optimizer;
     let mut cfg = overrides(cfg, s)?;

@@ -82,8 +82,8 @@ pub struct TrainConfig {
     /// The synaptic-diversity mechanisms (default none).
     #[serde(default)]
     pub bio: BioConfig,
-    /// How the autoregressive decoder is taught (default teacher forcing); only for models
-    /// with that decoder.
+    /// How the autoregressive decoder is taught (default: the decreasing inverse-sigmoid
+    /// curriculum); only for models with that decoder.
     #[serde(default)]
     pub strategy: Strategy,
 }

@@ -842,6 +842,8 @@ fn autoregressive_decoder_trains_with_a_curriculum() {
         ..chaoscast::train::strategy::Strategy::named("increasing-inverse-sigmoid").unwrap()
     };
     assert_eq!(cfg.train.strategy, expected);
+    // Without --sam the autoregressive decoder trains without sharpness-aware minimisation.
+    assert_eq!(cfg.train.sharpness, chaoscast::train::asam::Sharpness::None);
     let out = chaoscast(d, &["eval", "ar"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
