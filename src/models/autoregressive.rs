@@ -65,11 +65,7 @@ impl<B: Backend> AutoregressiveRnn<B> {
         out.push(forecast.clone());
         for t in 1..self.horizon {
             current = match &teacher {
-                Some((targets, mask)) => {
-                    let truth = targets.clone().narrow(1, t - 1, 1).reshape([batch, vars]);
-                    let m = mask.clone().narrow(1, t, 1);
-                    truth * m.clone() + forecast * (m.ones_like() - m)
-                }
+                Some((targets, mask)) => teacher_input(targets, mask, t, forecast),
                 None => forecast,
             };
             let mut v = current.clone();
@@ -82,6 +78,21 @@ impl<B: Backend> AutoregressiveRnn<B> {
         }
         Tensor::stack(out, 1)
     }
+}
+
+/// The input of decoder step `t` (t ≥ 1) under a teacher: the true value y_{t−1} of `targets`
+/// `[batch, horizon, vars]` where column t of `mask` is 1, the forecast ŷ_{t−1} (`[batch, vars]`)
+/// where it is 0.
+pub(super) fn teacher_input<B: Backend>(
+    targets: &Tensor<B, 3>,
+    mask: &Tensor<B, 2>,
+    t: usize,
+    forecast: Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    let [batch, vars] = forecast.dims();
+    let truth = targets.clone().narrow(1, t - 1, 1).reshape([batch, vars]);
+    let m = mask.clone().narrow(1, t, 1);
+    truth * m.clone() + forecast * (m.ones_like() - m)
 }
 
 #[cfg(test)]

@@ -203,9 +203,7 @@ impl<B: Backend> TransformerForecaster<B> {
             if t + 1 < self.horizon {
                 let next = match &teacher {
                     Some((targets, mask)) => {
-                        let truth = targets.clone().narrow(1, t, 1).reshape([batch, vars]);
-                        let m = mask.clone().narrow(1, t + 1, 1);
-                        truth * m.clone() + forecast * (m.ones_like() - m)
+                        super::autoregressive::teacher_input(targets, mask, t + 1, forecast)
                     }
                     None => forecast,
                 };

@@ -100,13 +100,16 @@ impl HostArgs {
 }
 
 /// The fused LSTM layer, when the backend has it: `x` `[batch, steps, inputs]` → every hidden
-/// state `[batch, steps, hidden]`.
+/// state `[batch, steps, hidden]`. With `with_cell` (the CPU backends only; `None` elsewhere)
+/// the output is `[batch, steps + 1, hidden]`: every hidden state and then c_T as one more row
+/// per sequence (what an autoregressive decoder continues from).
 pub(super) fn lstm<B: Backend>(
     x: Tensor<B, 3>,
     input: Tensor<B, 2>,
     recurrent: Tensor<B, 2>,
     bias: Tensor<B, 1>,
     hidden: usize,
+    with_cell: bool,
 ) -> Option<Tensor<B, 3>> {
     run(
         Kind::Lstm,
@@ -116,32 +119,8 @@ pub(super) fn lstm<B: Backend>(
             biases: vec![bias],
         },
         hidden,
+        with_cell,
     )
-}
-
-/// The fused LSTM layer that also returns its last cell state, on the CPU backends:
-/// `[batch, steps + 1, hidden]`, every hidden state and then c_T as one more row per sequence
-/// (what an autoregressive decoder continues from). `None` elsewhere.
-pub(super) fn lstm_with_cell<B: Backend>(
-    x: Tensor<B, 3>,
-    input: Tensor<B, 2>,
-    recurrent: Tensor<B, 2>,
-    bias: Tensor<B, 1>,
-    hidden: usize,
-) -> Option<Tensor<B, 3>> {
-    let args = Args {
-        x,
-        weights: [input, recurrent],
-        biases: vec![bias],
-    };
-    let backend = TypeId::of::<B>();
-    if backend == TypeId::of::<Flex>() {
-        cast(run_host(Kind::Lstm, cast(args)?, hidden, true)?)
-    } else if backend == TypeId::of::<Ad>() {
-        cast(run_autodiff(Kind::Lstm, cast(args)?, hidden, true)?)
-    } else {
-        None
-    }
 }
 
 /// Per sequence: its `steps` hidden rows, then its last cell state.
@@ -185,22 +164,29 @@ pub(super) fn gru<B: Backend>(
             biases: vec![input_bias, recurrent_bias],
         },
         hidden,
+        false,
     )
 }
 
-fn run<B: Backend>(kind: Kind, args: Args<B>, hidden: usize) -> Option<Tensor<B, 3>> {
+fn run<B: Backend>(
+    kind: Kind,
+    args: Args<B>,
+    hidden: usize,
+    with_cell: bool,
+) -> Option<Tensor<B, 3>> {
     let backend = TypeId::of::<B>();
     if backend == TypeId::of::<Flex>() {
         let args: Args<Flex> = cast(args)?;
-        let out = run_host(kind, args, hidden, false)?;
+        let out = run_host(kind, args, hidden, with_cell)?;
         cast(out)
     } else if backend == TypeId::of::<Ad>() {
         let args: Args<Ad> = cast(args)?;
-        let out = run_autodiff(kind, args, hidden, false)?;
+        let out = run_autodiff(kind, args, hidden, with_cell)?;
         cast(out)
     } else {
+        // The backend-generic layer has no last-cell output (yet).
         #[cfg(feature = "cuda")]
-        if backend == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
+        if !with_cell && backend == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
             let args: Args<Autodiff<burn::backend::Cuda>> = cast(args)?;
             let [input, recurrent] = args.weights;
             let out = super::generic::run(kind, args.x, input, recurrent, args.biases);
@@ -231,14 +217,25 @@ fn run_host(
         hidden,
     )?;
     let (h, tape) = forward(kind, &host);
-    let out = match (&tape, with_cell) {
-        (Tape::Lstm(t), true) => flex(
-            append_cells(&h, &t.last_cells(host.d), host.d),
-            vec![dims[0], dims[1] + 1, hidden],
-        ),
-        _ => flex(h, vec![dims[0], dims[1], hidden]),
-    };
+    let out = output(
+        flex(h, vec![dims[0], dims[1], hidden]),
+        &tape,
+        with_cell,
+        host.d,
+    );
     Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
+
+/// The layer's output: the hidden states `h`, or with `with_cell` (LSTM) the hidden states with
+/// the last cell state appended per sequence (see [`append_cells`]).
+fn output(h: FlexTensor, tape: &Tape, with_cell: bool, d: Dims) -> FlexTensor {
+    match (tape, with_cell) {
+        (Tape::Lstm(t), true) => flex(
+            append_cells(slice(&h), &t.last_cells(d), d),
+            vec![d.batch, d.steps + 1, d.hidden],
+        ),
+        _ => h,
+    }
 }
 
 /// The tape a fused layer leaves for its backward step.
@@ -363,13 +360,7 @@ fn run_autodiff(
     )?;
     let (h, tape) = forward(kind, &host);
     let h = flex(h, vec![dims[0], dims[1], hidden]);
-    let output = match (&tape, with_cell) {
-        (Tape::Lstm(t), true) => flex(
-            append_cells(slice(&h), &t.last_cells(host.d), host.d),
-            vec![dims[0], dims[1] + 1, hidden],
-        ),
-        _ => h.clone(),
-    };
+    let output = output(h.clone(), &tape, with_cell, host.d);
     let state = State {
         d: host.d,
         x: host.x,
@@ -407,7 +398,14 @@ mod tests {
     }
 
     fn lstm_on<B: Backend>() -> Option<Tensor<B, 3>> {
-        lstm::<B>(ones([2, 3, 1]), ones([1, 8]), ones([2, 8]), ones([8]), 2)
+        lstm::<B>(
+            ones([2, 3, 1]),
+            ones([1, 8]),
+            ones([2, 8]),
+            ones([8]),
+            2,
+            false,
+        )
     }
 
     /// The CPU backend, with and without autodiff, takes the fused path (so the agreement tests
@@ -418,6 +416,6 @@ mod tests {
         assert!(lstm_on::<Flex>().is_some());
         assert!(lstm_on::<Ad>().is_some());
         let x = ones::<Flex, 3>([2, 3, 1]).cast(burn::tensor::FloatDType::F64);
-        assert!(lstm::<Flex>(x, ones([1, 8]), ones([2, 8]), ones([8]), 2).is_none());
+        assert!(lstm::<Flex>(x, ones([1, 8]), ones([2, 8]), ones([8]), 2, false).is_none());
     }
 }

@@ -46,6 +46,7 @@ impl<B: Backend> LstmCell<B> {
             self.recurrent.val(),
             self.bias.val(),
             self.hidden,
+            false,
         )
         .unwrap_or_else(|| self.forward_unfused(x))
     }
@@ -62,12 +63,13 @@ impl<B: Backend> LstmCell<B> {
     /// continues from). Fused on the CPU backends.
     pub fn forward_with_state(&self, x: Tensor<B, 3>) -> (Tensor<B, 3>, [Tensor<B, 2>; 2]) {
         let [batch, steps, _] = x.dims();
-        let fused = super::fused::lstm_with_cell(
+        let fused = super::fused::lstm(
             x.clone(),
             self.input.val(),
             self.recurrent.val(),
             self.bias.val(),
             self.hidden,
+            true,
         );
         match fused {
             Some(out) => {
