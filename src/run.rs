@@ -122,7 +122,7 @@ pub fn load_model<B: Backend>(cfg: &RunConfig, run: &Path, device: &B::Device) -
         .map_err(|e| Error::storage(&path, format!("not a model of this run ({e})")))?;
     cfg.train
         .model
-        .init::<B>(device)?
+        .skeleton::<B>(device)?
         .load_checked(record, "model in model.mpk")
 }
 

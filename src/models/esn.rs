@@ -146,6 +146,23 @@ impl EsnConfig {
         })
     }
 
+    /// A model of this config's shapes with every weight zero, for a record to replace: what
+    /// loading a trained ESN needs, without drawing the reservoir and solving its eigenvalues
+    /// (seconds at a few thousand units).
+    pub fn skeleton<B: Backend>(&self, device: &B::Device) -> crate::Result<Esn<B>> {
+        self.validate()?;
+        let (n, d) = (self.reservoir, self.vars);
+        let zeros = |shape: [usize; 2]| Param::from_tensor(Tensor::zeros(shape, device));
+        Ok(Esn {
+            input: zeros([d, n]),
+            recurrent: zeros([n, n]),
+            bias: Param::from_tensor(Tensor::zeros([n], device)),
+            readout: zeros([self.features(), d]),
+            leak: self.leak,
+            horizon: self.horizon,
+        })
+    }
+
     /// Builds the model with the fixed weights and a zero readout (fitted by
     /// [`crate::train::esn`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Esn<B>> {

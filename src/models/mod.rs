@@ -182,6 +182,16 @@ impl ModelConfig {
         }
     }
 
+    /// A model of this config's shapes for a saved record to replace (see
+    /// [`Model::load_checked`]): [`Self::init`], except that the ESN skips drawing its reservoir
+    /// and solving its eigenvalues, which the record overwrites anyway.
+    pub fn skeleton<B: Backend>(&self, device: &B::Device) -> crate::Result<Model<B>> {
+        match self {
+            ModelConfig::Esn(c) => Ok(Model::Esn(c.skeleton(device)?)),
+            other => other.init(device),
+        }
+    }
+
     /// Builds the model on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Model<B>> {
         Ok(match self {
@@ -308,6 +318,32 @@ mod tests {
             let model = cfg.init::<Flex>(&device).unwrap();
             let x = Tensor::<Flex, 3>::ones([2, 20, 3], &device);
             assert_eq!(model.forward(x).dims(), [2, 5, 3], "{}", cfg.name());
+        }
+    }
+
+    /// What loading builds has the shapes of what training builds, so every record fits it.
+    #[test]
+    fn skeletons_have_the_models_shapes() {
+        let device = Default::default();
+        for cfg in all_models() {
+            let init = cfg.init::<Flex>(&device).unwrap();
+            let skeleton = cfg.skeleton::<Flex>(&device).unwrap();
+            assert_eq!(
+                skeleton.param_shapes(),
+                init.param_shapes(),
+                "{}",
+                cfg.name()
+            );
+            let loaded = skeleton
+                .load_checked(init.clone().into_record(), "test")
+                .unwrap();
+            let x = Tensor::<Flex, 3>::ones([1, 20, 3], &device);
+            assert_eq!(
+                loaded.forward(x.clone()).into_data(),
+                init.forward(x).into_data(),
+                "{}",
+                cfg.name()
+            );
         }
     }
 

@@ -155,7 +155,7 @@ pub fn decode<B: AutodiffBackend>(
     }
     let load_model = |what: &str, bytes: &[u8]| -> Result<Model<B>> {
         let record = decode_record::<B, _>(what, bytes, device)?;
-        cfg.model.init::<B>(device)?.load_checked(record, what)
+        cfg.model.skeleton::<B>(device)?.load_checked(record, what)
     };
     let model = load_model("model", sections[1])?;
     let optimizer = match cfg.optimizer {
