@@ -8,8 +8,10 @@
 pub mod attention;
 pub mod autoregressive;
 pub mod cells;
+pub mod encoder;
 pub mod esn;
 pub mod fdn;
+mod host;
 pub mod init;
 pub mod recurrent;
 pub mod transformer;

@@ -14,9 +14,7 @@
 //! generator; with dropout 0 the model is fully determined by its seed.
 
 use burn::module::Module;
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PositionalEncoding, PositionalEncodingConfig};
 use burn::prelude::*;
 use rand::SeedableRng;
@@ -233,7 +231,7 @@ impl<B: Backend> TransformerForecaster<B> {
         };
         let steps = x.dims()[1];
         let tokens = self.position.forward(self.input.forward(x));
-        let encoded = self.encoder.forward(TransformerEncoderInput::new(tokens));
+        let encoded = super::encoder::forward(&self.encoder, tokens);
         let width = encoded.dims()[2];
         if self.pooling {
             encoded.mean_dim(1).reshape([batch, width])

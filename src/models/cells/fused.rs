@@ -12,7 +12,7 @@
 //! CUDA without autodiff) get `None` and the cells fall back to their op-by-op forward, which
 //! stays the reference both are tested against.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -22,41 +22,13 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use burn::tensor::{DType, TensorPrimitive};
+use burn::tensor::TensorPrimitive;
 
 use super::generic::Kind;
 use super::kernels::{self, Dims, GruTape, LstmTape};
+use crate::models::host::{cast, flex, float, host, slice};
 
 type Ad = Autodiff<Flex>;
-
-/// `value` as a `T` when `A` is `T`; the way this module specialises on the backend type.
-fn cast<A: 'static, T: 'static>(value: A) -> Option<T> {
-    let mut slot = Some(value);
-    (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<T>>()
-        .and_then(Option::take)
-}
-
-/// A float primitive of the plain CPU backend, contiguous; `None` when it is not `f32`.
-fn host(t: FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 {
-        return None;
-    }
-    Some(if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    })
-}
-
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("host tensors are contiguous f32 by construction")
-}
-
-fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
 
 /// The parameters of one layer call, in the operation's parent order.
 struct Args<B: Backend> {
@@ -194,10 +166,6 @@ fn run<B: Backend>(
         }
         None
     }
-}
-
-fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive {
-    t.into_primitive().tensor()
 }
 
 fn run_host(

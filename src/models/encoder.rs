@@ -1,0 +1,863 @@
+//! The fused transformer encoder layer: one Burn operation per layer instead of some forty.
+//!
+//! Burn's [`TransformerEncoderLayer`] is a chain of small tensor operations, and on the CPU
+//! backend (`Flex`) the broadcast and strided ones among them (the heads' reshapes and
+//! transposes, the layer norms, the biases) walk their elements one at a time; most of a
+//! training step went there. On `Flex` and its autodiff wrapper this module runs the whole
+//! post-norm layer on host buffers instead — the three input projections as one matrix product,
+//! attention per sequence and head as small products with a vectorised softmax, the output
+//! projection, residual and layer norm, the GELU feed-forward block, residual and layer norm —
+//! and, under autodiff, records one node whose backward step is the layer's gradient written
+//! out by hand. The parameters enter as ordinary tensors, so the bio mechanisms and ASAM act
+//! on them unchanged.
+//!
+//! Other backends, and layers this does not cover (pre-norm, dropout above 0, another
+//! activation, the quiet softmax, missing biases), take Burn's own forward, which is also the
+//! reference the fused layer is tested against (outputs and every gradient).
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::nn::activation::Activation;
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderLayer};
+use burn::nn::{LayerNorm, Linear};
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use rayon::prelude::*;
+
+use super::host::{
+    View, cast, chunk_rows, column_sums, erf, exp, flex, float, host, matmul, multiversion, slice,
+    transposed,
+};
+
+type Ad = Autodiff<Flex>;
+type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
+
+/// The layer norms' ε: the default of Burn's `TransformerEncoderConfig`, which the forecaster
+/// builds its encoder with (a test checks that they agree).
+pub(crate) const LAYER_NORM_EPS: f32 = 1e-5;
+
+/// The encoder's forward pass, `[batch, steps, width]` → `[batch, steps, width]`: every layer
+/// fused where the backend and the layer allow it, Burn's layer otherwise.
+pub fn forward<B: Backend>(encoder: &TransformerEncoder<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    encoder.layers.iter().fold(x, |x, layer| {
+        fused(layer, x.clone()).unwrap_or_else(|| layer.forward(x, None, None))
+    })
+}
+
+/// Sizes of one layer call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Sequences.
+    pub batch: usize,
+    /// Tokens per sequence.
+    pub steps: usize,
+    /// Model width.
+    pub width: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Feed-forward width.
+    pub ff: usize,
+}
+
+impl Dims {
+    fn rows(&self) -> usize {
+        self.batch * self.steps
+    }
+
+    /// The shapes of the operation's inputs, in parent order (see [`Param`]).
+    fn shapes(&self) -> [Vec<usize>; PARENTS] {
+        let (w, f) = (self.width, self.ff);
+        [
+            vec![self.batch, self.steps, w],
+            vec![w, w],
+            vec![w],
+            vec![w, w],
+            vec![w],
+            vec![w, w],
+            vec![w],
+            vec![w, w],
+            vec![w],
+            vec![w],
+            vec![w],
+            vec![w, f],
+            vec![f],
+            vec![f, w],
+            vec![w],
+            vec![w],
+            vec![w],
+        ]
+    }
+}
+
+/// The operation's inputs: the layer input, then the parameters (Burn's `Linear` weights are
+/// `[inputs, outputs]`).
+#[derive(Clone, Copy, Debug)]
+#[repr(usize)]
+enum Param {
+    X,
+    Wq,
+    Bq,
+    Wk,
+    Bk,
+    Wv,
+    Bv,
+    Wo,
+    Bo,
+    Gamma1,
+    Beta1,
+    W1,
+    B1,
+    W2,
+    B2,
+    Gamma2,
+    Beta2,
+}
+
+const PARENTS: usize = 17;
+
+/// The layer's parameters in parent order after the input, when the fused layer covers it.
+fn parameters<B: Backend>(
+    layer: &TransformerEncoderLayer<B>,
+) -> Option<Vec<B::FloatTensorPrimitive>> {
+    let covered = !layer.norm_first
+        && !layer.mha.quiet_softmax
+        && [
+            layer.dropout.prob,
+            layer.mha.dropout.prob,
+            layer.pwff.dropout.prob,
+        ] == [0.0; 3]
+        && matches!(&layer.pwff.activation, Activation::Gelu(g) if !g.approximate);
+    if !covered {
+        return None;
+    }
+    let linear = |l: &Linear<B>| Some([float(l.weight.val()), float(l.bias.as_ref()?.val())]);
+    let norm = |n: &LayerNorm<B>| Some([float(n.gamma.val()), float(n.beta.as_ref()?.val())]);
+    let mha = &layer.mha;
+    let mut out = Vec::with_capacity(PARENTS - 1);
+    for l in [&mha.query, &mha.key, &mha.value, &mha.output] {
+        out.extend(linear(l)?);
+    }
+    out.extend(norm(&layer.norm_1)?);
+    out.extend(linear(&layer.pwff.linear_inner)?);
+    out.extend(linear(&layer.pwff.linear_outer)?);
+    out.extend(norm(&layer.norm_2)?);
+    Some(out)
+}
+
+/// The fused layer, when the backend and the layer have it.
+fn fused<B: Backend>(layer: &TransformerEncoderLayer<B>, x: Tensor<B, 3>) -> Option<Tensor<B, 3>> {
+    let backend = TypeId::of::<B>();
+    if backend != TypeId::of::<Flex>() && backend != TypeId::of::<Ad>() {
+        return None;
+    }
+    let [batch, steps, width] = x.dims();
+    let [inner_in, ff] = layer.pwff.linear_inner.weight.dims();
+    let heads = layer.mha.n_heads;
+    if inner_in != width || heads == 0 || !width.is_multiple_of(heads) {
+        return None;
+    }
+    let d = Dims {
+        batch,
+        steps,
+        width,
+        heads,
+        ff,
+    };
+    let mut parents = vec![float(x)];
+    parents.extend(parameters(layer)?);
+    let sizes_agree = |p: &[usize]| {
+        p.iter()
+            .zip(d.shapes())
+            .all(|(&n, s)| n == s.iter().product::<usize>())
+    };
+    if backend == TypeId::of::<Flex>() {
+        let parents: Vec<FlexTensor> = cast(parents)?;
+        let params = parents.into_iter().map(host).collect::<Option<Vec<_>>>()?;
+        if !sizes_agree(&params.iter().map(|p| slice(p).len()).collect::<Vec<_>>()) {
+            return None;
+        }
+        let (out, _) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
+        let out = flex(out, vec![batch, steps, width]);
+        cast(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(
+            out,
+        )))
+    } else {
+        let parents: Vec<AdFloat> = cast(parents)?;
+        let params = parents
+            .iter()
+            .map(|p| host(p.primitive.clone()))
+            .collect::<Option<Vec<_>>>()?;
+        if !sizes_agree(&params.iter().map(|p| slice(p).len()).collect::<Vec<_>>()) {
+            return None;
+        }
+        let (out, tape) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
+        let out = flex(out, vec![batch, steps, width]);
+        let state = State {
+            d,
+            params,
+            tape: Arc::new(tape),
+        };
+        let nodes = std::array::from_fn(|i| parents[i].node.clone());
+        let out = match FusedLayer
+            .prepare::<NoCheckpointing>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        cast(Tensor::<Ad, 3>::from_primitive(TensorPrimitive::Float(out)))
+    }
+}
+
+/// What the backward step needs: the inputs and the forward pass's intermediates.
+#[derive(Clone, Debug)]
+struct State {
+    d: Dims,
+    params: Vec<FlexTensor>,
+    tape: Arc<Tape>,
+}
+
+/// The autodiff node of a fused encoder layer.
+#[derive(Debug)]
+struct FusedLayer;
+
+impl Backward<Flex, PARENTS> for FusedLayer {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, PARENTS>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<Flex>(&ops.node);
+        let dout = host(dout).expect("the output gradient of an f32 layer is f32");
+        let state = &ops.state;
+        let params: Vec<&[f32]> = state.params.iter().map(slice).collect();
+        let want_x = ops.parents[Param::X as usize].is_some();
+        let out = backward_host(state.d, &params, &state.tape, slice(&dout), want_x);
+        for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(state.d.shapes()) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<Flex>(node.id, flex(grad, shape));
+            }
+        }
+    }
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct Tape {
+    /// The query, key and value weights side by side, `[width, 3·width]`.
+    wqkv: Vec<f32>,
+    /// Queries, keys and values, `[rows, 3·width]`.
+    qkv: Vec<f32>,
+    /// Attention weights, `[batch, heads, steps, steps]`.
+    attn: Vec<f32>,
+    /// The heads' outputs side by side, `[rows, width]`.
+    context: Vec<f32>,
+    /// First layer norm: normalised input `[rows, width]`, 1/σ per row, and the output.
+    xhat1: Vec<f32>,
+    rstd1: Vec<f32>,
+    y1: Vec<f32>,
+    /// The feed-forward block's pre-activation and activation, `[rows, ff]`.
+    u: Vec<f32>,
+    g: Vec<f32>,
+    /// Second layer norm: normalised input and 1/σ per row.
+    xhat2: Vec<f32>,
+    rstd2: Vec<f32>,
+}
+
+/// `x·w + b` for row-major `x` `[rows, inputs]`, `w` `[inputs, outputs]`.
+fn affine(x: &[f32], rows: usize, w: &[f32], b: &[f32]) -> Vec<f32> {
+    let outputs = b.len();
+    let inputs = w.len() / outputs;
+    let mut out = Vec::with_capacity(rows * outputs);
+    for _ in 0..rows {
+        out.extend_from_slice(b);
+    }
+    matmul(
+        &mut out,
+        View::row_major(rows, outputs),
+        true,
+        x,
+        View::row_major(rows, inputs),
+        w,
+        View::row_major(inputs, outputs),
+    );
+    out
+}
+
+/// `aᵀ·b` for row-major `a` `[rows, p]` and `b` `[rows, q]`: `[p, q]` (a weight gradient).
+fn gram(a: &[f32], p: usize, b: &[f32], q: usize) -> Vec<f32> {
+    let rows = a.len() / p;
+    let mut out = vec![0.0; p * q];
+    matmul(
+        &mut out,
+        View::row_major(p, q),
+        false,
+        a,
+        View::row_major(rows, p).t(),
+        b,
+        View::row_major(rows, q),
+    );
+    out
+}
+
+/// `dst (+)= a·wᵀ` for row-major `a` `[rows, p]` and `w` `[q, p]` (an input gradient); `w` is
+/// laid out transposed first, which `gemm` packs faster than a transposed view.
+fn times_transposed(dst: &mut [f32], accumulate: bool, a: &[f32], p: usize, w: &[f32]) {
+    let rows = a.len() / p;
+    let q = w.len() / p;
+    matmul(
+        dst,
+        View::row_major(rows, q),
+        accumulate,
+        a,
+        View::row_major(rows, p),
+        &transposed(w, q, p),
+        View::row_major(p, q),
+    );
+}
+
+/// The layer's forward pass on host buffers (`p` in parent order): the output
+/// `[batch, steps, width]` and the tape.
+pub fn forward_host(d: Dims, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+    use Param::*;
+    let (n, w) = (d.rows(), d.width);
+    let wqkv: Vec<f32> = (0..w)
+        .flat_map(|r| {
+            [p[Wq as usize], p[Wk as usize], p[Wv as usize]]
+                .into_iter()
+                .flat_map(move |m| m[r * w..(r + 1) * w].iter().copied())
+        })
+        .collect();
+    let bqkv = [p[Bq as usize], p[Bk as usize], p[Bv as usize]].concat();
+    let qkv = affine(p[X as usize], n, &wqkv, &bqkv);
+    let (attn, context) = attention(d, &qkv);
+    let mut r1 = affine(&context, n, p[Wo as usize], p[Bo as usize]);
+    for (r, x) in r1.iter_mut().zip(p[X as usize]) {
+        *r += x;
+    }
+    let (mut xhat1, mut rstd1, mut y1) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
+    layer_norm(
+        &r1,
+        p[Gamma1 as usize],
+        p[Beta1 as usize],
+        &mut xhat1,
+        &mut rstd1,
+        &mut y1,
+    );
+    let u = affine(&y1, n, p[W1 as usize], p[B1 as usize]);
+    let mut g = vec![0.0; u.len()];
+    gelu(&u, &mut g);
+    let mut r2 = affine(&g, n, p[W2 as usize], p[B2 as usize]);
+    for (r, y) in r2.iter_mut().zip(&y1) {
+        *r += y;
+    }
+    let (mut xhat2, mut rstd2, mut out) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
+    layer_norm(
+        &r2,
+        p[Gamma2 as usize],
+        p[Beta2 as usize],
+        &mut xhat2,
+        &mut rstd2,
+        &mut out,
+    );
+    let tape = Tape {
+        wqkv,
+        qkv,
+        attn,
+        context,
+        xhat1,
+        rstd1,
+        y1,
+        u,
+        g,
+        xhat2,
+        rstd2,
+    };
+    (out, tape)
+}
+
+/// Self-attention of every sequence and head: the attention weights
+/// `[batch, heads, steps, steps]` and the heads' outputs side by side, `[rows, width]`. The
+/// batch is split over the thread pool.
+fn attention(d: Dims, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (t, w, h) = (d.steps, d.width, d.heads);
+    let (dk, w3) = (w / h, 3 * w);
+    let divisor = (dk as f32).sqrt();
+    let mut attn = vec![0.0; d.batch * h * t * t];
+    let mut context = vec![0.0; d.rows() * w];
+    let per = chunk_rows(d.batch);
+    attn.par_chunks_mut(per * h * t * t)
+        .zip(context.par_chunks_mut(per * t * w))
+        .enumerate()
+        .for_each(|(chunk, (attn, context))| {
+            for local in 0..context.len() / (t * w) {
+                let b = chunk * per + local;
+                let qkv = &qkv[b * t * w3..(b + 1) * t * w3];
+                for head in 0..h {
+                    let a = &mut attn[(local * h + head) * t * t..][..t * t];
+                    let col = head * dk;
+                    // S = Q·Kᵀ, then the softmax of S/√d_k by rows.
+                    matmul(
+                        a,
+                        View::row_major(t, t),
+                        false,
+                        &qkv[col..],
+                        View::strided(t, dk, w3),
+                        &qkv[w + col..],
+                        View::strided(t, dk, w3).t(),
+                    );
+                    softmax_rows(a, t, divisor);
+                    matmul(
+                        &mut context[local * t * w + col..],
+                        View::strided(t, dk, w),
+                        false,
+                        a,
+                        View::row_major(t, t),
+                        &qkv[2 * w + col..],
+                        View::strided(t, dk, w3),
+                    );
+                }
+            }
+        });
+    (attn, context)
+}
+
+/// The gradients of the layer's inputs in parent order, from the output gradient `dout`; the
+/// input's only with `want_x`.
+pub fn backward_host(
+    d: Dims,
+    p: &[&[f32]],
+    tape: &Tape,
+    dout: &[f32],
+    want_x: bool,
+) -> Vec<Option<Vec<f32>>> {
+    use Param::*;
+    let (n, w, f) = (d.rows(), d.width, d.ff);
+    // Second layer norm; its input was y1 + the feed-forward output.
+    let (mut dr2, mut dgamma2, mut dbeta2) = (vec![0.0; n * w], vec![0.0; w], vec![0.0; w]);
+    layer_norm_backward(
+        dout,
+        &tape.xhat2,
+        &tape.rstd2,
+        p[Gamma2 as usize],
+        &mut dr2,
+        &mut dgamma2,
+        &mut dbeta2,
+    );
+    // Feed-forward block.
+    let dw2 = gram(&tape.g, f, &dr2, w);
+    let db2 = column_sums(&dr2, w);
+    let mut du = vec![0.0; n * f];
+    times_transposed(&mut du, false, &dr2, w, p[W2 as usize]);
+    gelu_backward(&tape.u, &mut du);
+    let dw1 = gram(&tape.y1, w, &du, f);
+    let db1 = column_sums(&du, f);
+    let mut dy1 = dr2;
+    times_transposed(&mut dy1, true, &du, f, p[W1 as usize]);
+    // First layer norm; its input was x + the attention output.
+    let (mut dr1, mut dgamma1, mut dbeta1) = (vec![0.0; n * w], vec![0.0; w], vec![0.0; w]);
+    layer_norm_backward(
+        &dy1,
+        &tape.xhat1,
+        &tape.rstd1,
+        p[Gamma1 as usize],
+        &mut dr1,
+        &mut dgamma1,
+        &mut dbeta1,
+    );
+    // Output projection.
+    let dwo = gram(&tape.context, w, &dr1, w);
+    let dbo = column_sums(&dr1, w);
+    let mut dcontext = vec![0.0; n * w];
+    times_transposed(&mut dcontext, false, &dr1, w, p[Wo as usize]);
+    // Attention, then the query, key and value projections.
+    let dqkv = attention_backward(d, tape, &dcontext);
+    let dwqkv = gram(p[X as usize], w, &dqkv, 3 * w);
+    let dbqkv = column_sums(&dqkv, 3 * w);
+    let part = |m: &[f32], k: usize| -> Vec<f32> {
+        m.chunks_exact(3 * w)
+            .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
+            .collect()
+    };
+    let dx = want_x.then(|| {
+        let mut dx = dr1;
+        times_transposed(&mut dx, true, &dqkv, 3 * w, &tape.wqkv);
+        dx
+    });
+    vec![
+        dx,
+        Some(part(&dwqkv, 0)),
+        Some(dbqkv[..w].to_vec()),
+        Some(part(&dwqkv, 1)),
+        Some(dbqkv[w..2 * w].to_vec()),
+        Some(part(&dwqkv, 2)),
+        Some(dbqkv[2 * w..].to_vec()),
+        Some(dwo),
+        Some(dbo),
+        Some(dgamma1),
+        Some(dbeta1),
+        Some(dw1),
+        Some(db1),
+        Some(dw2),
+        Some(db2),
+        Some(dgamma2),
+        Some(dbeta2),
+    ]
+}
+
+/// The gradient of the queries, keys and values `[rows, 3·width]` from that of the heads'
+/// outputs, per sequence and head, the batch split over the thread pool.
+fn attention_backward(d: Dims, tape: &Tape, dcontext: &[f32]) -> Vec<f32> {
+    let (t, w, h) = (d.steps, d.width, d.heads);
+    let (dk, w3) = (w / h, 3 * w);
+    let divisor = (dk as f32).sqrt();
+    let mut dqkv = vec![0.0; d.rows() * w3];
+    let per = chunk_rows(d.batch);
+    dqkv.par_chunks_mut(per * t * w3)
+        .enumerate()
+        .for_each(|(chunk, dqkv)| {
+            let mut ds = vec![0.0; t * t];
+            for local in 0..dqkv.len() / (t * w3) {
+                let b = chunk * per + local;
+                let qkv = &tape.qkv[b * t * w3..(b + 1) * t * w3];
+                let dc = &dcontext[b * t * w..(b + 1) * t * w];
+                let dqkv = &mut dqkv[local * t * w3..(local + 1) * t * w3];
+                for head in 0..h {
+                    let a = &tape.attn[(b * h + head) * t * t..][..t * t];
+                    let col = head * dk;
+                    // dA = dC·Vᵀ, dV = Aᵀ·dC.
+                    matmul(
+                        &mut ds,
+                        View::row_major(t, t),
+                        false,
+                        &dc[col..],
+                        View::strided(t, dk, w),
+                        &qkv[2 * w + col..],
+                        View::strided(t, dk, w3).t(),
+                    );
+                    matmul(
+                        &mut dqkv[2 * w + col..],
+                        View::strided(t, dk, w3),
+                        false,
+                        a,
+                        View::row_major(t, t).t(),
+                        &dc[col..],
+                        View::strided(t, dk, w),
+                    );
+                    // Through the softmax and the 1/√d_k scale; dQ = dS·K, dK = dSᵀ·Q.
+                    softmax_backward(a, &mut ds, t, divisor);
+                    matmul(
+                        &mut dqkv[col..],
+                        View::strided(t, dk, w3),
+                        false,
+                        &ds,
+                        View::row_major(t, t),
+                        &qkv[w + col..],
+                        View::strided(t, dk, w3),
+                    );
+                    matmul(
+                        &mut dqkv[w + col..],
+                        View::strided(t, dk, w3),
+                        false,
+                        &ds,
+                        View::row_major(t, t).t(),
+                        &qkv[col..],
+                        View::strided(t, dk, w3),
+                    );
+                }
+            }
+        });
+    dqkv
+}
+
+// The element-wise parts, each one pass that vectorises.
+
+multiversion! {
+    /// The softmax of every row of `s / divisor`, in place.
+    fn softmax_rows(s: &mut [f32], cols: usize, divisor: f32) {
+        for row in s.chunks_exact_mut(cols) {
+            let mut max = f32::NEG_INFINITY;
+            for v in row.iter_mut() {
+                *v /= divisor;
+                max = max.max(*v);
+            }
+            let mut sum = 0.0;
+            for v in row.iter_mut() {
+                *v = exp(*v - max);
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The gradient of the scores `s / divisor` from that of their softmax `a`, in place of
+    /// the latter: `ds = a ⊙ (da − Σ_j da·a) / divisor` by rows.
+    fn softmax_backward(a: &[f32], da: &mut [f32], cols: usize, divisor: f32) {
+        for (a, da) in a.chunks_exact(cols).zip(da.chunks_exact_mut(cols)) {
+            let dot: f32 = a.iter().zip(da.iter()).map(|(a, d)| a * d).sum();
+            for (a, d) in a.iter().zip(da.iter_mut()) {
+                *d = a * (*d - dot) / divisor;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Layer norm by rows of `r`: the normalised rows, 1/σ per row, and `xhat·γ + β`.
+    fn layer_norm(
+        r: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        xhat: &mut [f32],
+        rstd: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let w = gamma.len();
+        let rows = r
+            .chunks_exact(w)
+            .zip(xhat.chunks_exact_mut(w))
+            .zip(rstd.iter_mut())
+            .zip(y.chunks_exact_mut(w));
+        for (((r, xhat), rstd), y) in rows {
+            let mean = r.iter().sum::<f32>() / w as f32;
+            let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
+            let s = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+            *rstd = s;
+            for j in 0..w {
+                xhat[j] = (r[j] - mean) * s;
+                y[j] = xhat[j] * gamma[j] + beta[j];
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The gradient of a layer norm's input from that of its output `dy`; γ's and β's
+    /// gradients are added to `dgamma`, `dbeta`.
+    fn layer_norm_backward(
+        dy: &[f32],
+        xhat: &[f32],
+        rstd: &[f32],
+        gamma: &[f32],
+        dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) {
+        let w = gamma.len();
+        let rows = dy
+            .chunks_exact(w)
+            .zip(xhat.chunks_exact(w))
+            .zip(rstd)
+            .zip(dx.chunks_exact_mut(w));
+        for (((dy, xhat), &s), dx) in rows {
+            let (mut m1, mut m2) = (0.0, 0.0);
+            for j in 0..w {
+                let g = dy[j] * gamma[j];
+                m1 += g;
+                m2 += g * xhat[j];
+                dgamma[j] += dy[j] * xhat[j];
+                dbeta[j] += dy[j];
+            }
+            let (m1, m2) = (m1 / w as f32, m2 / w as f32);
+            for j in 0..w {
+                dx[j] = s * (dy[j] * gamma[j] - m1 - xhat[j] * m2);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Exact GELU, `u·Φ(u)`.
+    fn gelu(u: &[f32], g: &mut [f32]) {
+        for (g, &u) in g.iter_mut().zip(u) {
+            *g = 0.5 * u * (1.0 + erf(u * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+multiversion! {
+    /// `dg ⊙ GELU'(u)` in place of `dg`: GELU'(u) = Φ(u) + u·φ(u).
+    fn gelu_backward(u: &[f32], dg: &mut [f32]) {
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for (dg, &u) in dg.iter_mut().zip(u) {
+            let cdf = 0.5 * (1.0 + erf(u * std::f32::consts::FRAC_1_SQRT_2));
+            *dg *= cdf + u * INV_SQRT_2PI * exp(-0.5 * u * u);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random<B: Backend, const D: usize>(
+        rng: &mut ChaCha8Rng,
+        shape: [usize; D],
+        scale: f32,
+    ) -> Tensor<B, D> {
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
+        Tensor::from_data(TensorData::new(values, shape), &Default::default())
+    }
+
+    fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// Every parameter random — the biases and layer-norm shifts too, which start at zero and
+    /// would hide a wrong gradient — keeping the ids.
+    struct Randomise<'a>(&'a mut ChaCha8Rng);
+
+    impl<B: Backend> ModuleMapper<B> for Randomise<'_> {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let shape: [usize; D] = p.val().dims();
+            let id = p.id;
+            let scale = if D == 1 { 0.5 } else { 0.6 };
+            Param::initialized(id, random::<B, D>(self.0, shape, scale).require_grad())
+        }
+    }
+
+    /// Every parameter's gradient, in visiting order.
+    struct Grads<'a, B: burn::tensor::backend::AutodiffBackend>(
+        &'a B::Gradients,
+        Vec<(usize, Vec<f32>)>,
+    );
+
+    impl<B: burn::tensor::backend::AutodiffBackend> ModuleVisitor<B> for Grads<'_, B> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            let g = p
+                .val()
+                .grad(self.0)
+                .expect("every parameter has a gradient");
+            self.1.push((D, values(g)));
+        }
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+        // Per element: a small part of the largest magnitude (float noise of sums), a relative
+        // part, and a floor for gradients that are zero but for rounding (the key bias's: the
+        // softmax does not see a shift of a whole row of scores).
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + 1e-6,
+                "{what}[{i}]: fused {x} vs Burn {y} (scale {scale})"
+            );
+        }
+    }
+
+    fn encoder<B: Backend>(d: Dims, layers: usize, seed: u64) -> TransformerEncoder<B> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        TransformerEncoderConfig::new(d.width, d.ff, d.heads, layers)
+            .with_dropout(0.0)
+            .init::<B>(&Default::default())
+            .map(&mut Randomise(&mut rng))
+    }
+
+    /// The fused layer agrees with Burn's on random inputs, parameters and output gradients:
+    /// the output, and the gradients of the input and of every parameter, through two stacked
+    /// layers; without autodiff too.
+    #[test]
+    fn fused_layers_match_burns_forward_and_gradients() {
+        type A = Autodiff<Flex>;
+        let shapes = [
+            // batch, steps, width, heads, ff
+            (5, 7, 8, 2, 12),
+            (3, 1, 6, 3, 4),
+            (2, 15, 32, 4, 64),
+        ];
+        for threads in [1, 2, 3] {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+                .install(|| {
+                    for (batch, steps, width, heads, ff) in shapes {
+                        let d = Dims {
+                            batch,
+                            steps,
+                            width,
+                            heads,
+                            ff,
+                        };
+                        let what = format!("{d:?}, {threads} threads");
+                        let enc = encoder::<A>(d, 2, 3);
+                        let mut rng = ChaCha8Rng::seed_from_u64(5);
+                        let x = random::<A, 3>(&mut rng, [batch, steps, width], 1.5).require_grad();
+                        let weight = random::<A, 3>(&mut rng, [batch, steps, width], 1.0);
+                        let run = |fused: bool| {
+                            let y = if fused {
+                                forward(&enc, x.clone())
+                            } else {
+                                enc.forward(TransformerEncoderInput::new(x.clone()))
+                            };
+                            let grads = (y.clone() * weight.clone()).sum().backward();
+                            let mut visitor = Grads::<A>(&grads, Vec::new());
+                            enc.visit(&mut visitor);
+                            let mut out = vec![values(y), values(x.grad(&grads).unwrap())];
+                            out.extend(visitor.1.into_iter().map(|(_, g)| g));
+                            out
+                        };
+                        let (fused, reference) = (run(true), run(false));
+                        assert_eq!(fused.len(), 2 + 2 * (PARENTS - 1));
+                        for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
+                            assert_close(&format!("{what}: tensor {i}"), a, b);
+                        }
+                        let plain = encoder::<Flex>(d, 2, 3);
+                        let x = x.inner();
+                        assert_close(
+                            &format!("{what}: without autodiff"),
+                            &values(forward(&plain, x.clone())),
+                            &values(plain.forward(TransformerEncoderInput::new(x))),
+                        );
+                    }
+                });
+        }
+    }
+
+    /// The fused path is taken on the CPU backends for the forecaster's layers (so the test
+    /// above compares the host kernels with Burn, not Burn with itself), and not for layers it
+    /// does not cover; and its layer norm ε is the one the forecaster's encoder is built with.
+    #[test]
+    fn the_fused_path_covers_the_forecasters_layers_only() {
+        let d = Dims {
+            batch: 2,
+            steps: 3,
+            width: 4,
+            heads: 2,
+            ff: 8,
+        };
+        let x = || Tensor::<Flex, 3>::ones([2, 3, 4], &Default::default());
+        let enc = encoder::<Flex>(d, 1, 0);
+        assert!(fused(&enc.layers[0], x()).is_some());
+        let ad = encoder::<Ad>(d, 1, 0);
+        assert!(fused(&ad.layers[0], Tensor::ones([2, 3, 4], &Default::default())).is_some());
+        let mut other = TransformerEncoderConfig::new(4, 8, 2, 1)
+            .with_dropout(0.0)
+            .with_norm_first(true)
+            .init::<Flex>(&Default::default());
+        assert!(fused(&other.layers[0], x()).is_none(), "pre-norm");
+        other = TransformerEncoderConfig::new(4, 8, 2, 1)
+            .with_dropout(0.1)
+            .init::<Flex>(&Default::default());
+        assert!(fused(&other.layers[0], x()).is_none(), "dropout");
+        let eps = TransformerEncoderConfig::new(4, 8, 2, 1).layer_norm_eps;
+        assert_eq!(eps as f32, LAYER_NORM_EPS);
+    }
+}
