@@ -32,8 +32,8 @@ use burn::tensor::TensorPrimitive;
 use rayon::prelude::*;
 
 use super::host::{
-    View, cast, chunk_rows, column_sums, erf, exp, flex, float, host, matmul, multiversion, slice,
-    transposed,
+    View, affine, cast, chunk_rows, column_sums, exp, flex, float, gelu, gelu_backward, gram, host,
+    matmul, multiversion, slice, times_transposed,
 };
 
 type Ad = Autodiff<Flex>;
@@ -268,58 +268,6 @@ pub struct Tape {
     /// Second layer norm: normalised input and 1/σ per row.
     xhat2: Vec<f32>,
     rstd2: Vec<f32>,
-}
-
-/// `x·w + b` for row-major `x` `[rows, inputs]`, `w` `[inputs, outputs]`.
-fn affine(x: &[f32], rows: usize, w: &[f32], b: &[f32]) -> Vec<f32> {
-    let outputs = b.len();
-    let inputs = w.len() / outputs;
-    let mut out = Vec::with_capacity(rows * outputs);
-    for _ in 0..rows {
-        out.extend_from_slice(b);
-    }
-    matmul(
-        &mut out,
-        View::row_major(rows, outputs),
-        true,
-        x,
-        View::row_major(rows, inputs),
-        w,
-        View::row_major(inputs, outputs),
-    );
-    out
-}
-
-/// `aᵀ·b` for row-major `a` `[rows, p]` and `b` `[rows, q]`: `[p, q]` (a weight gradient).
-fn gram(a: &[f32], p: usize, b: &[f32], q: usize) -> Vec<f32> {
-    let rows = a.len() / p;
-    let mut out = vec![0.0; p * q];
-    matmul(
-        &mut out,
-        View::row_major(p, q),
-        false,
-        a,
-        View::row_major(rows, p).t(),
-        b,
-        View::row_major(rows, q),
-    );
-    out
-}
-
-/// `dst (+)= a·wᵀ` for row-major `a` `[rows, p]` and `w` `[q, p]` (an input gradient); `w` is
-/// laid out transposed first, which `gemm` packs faster than a transposed view.
-fn times_transposed(dst: &mut [f32], accumulate: bool, a: &[f32], p: usize, w: &[f32]) {
-    let rows = a.len() / p;
-    let q = w.len() / p;
-    matmul(
-        dst,
-        View::row_major(rows, q),
-        accumulate,
-        a,
-        View::row_major(rows, p),
-        &transposed(w, q, p),
-        View::row_major(p, q),
-    );
 }
 
 /// The layer's forward pass on host buffers (`p` in parent order): the output
@@ -673,26 +621,6 @@ multiversion! {
             for j in 0..w {
                 dx[j] = s * (dy[j] * gamma[j] - m1 - xhat[j] * m2);
             }
-        }
-    }
-}
-
-multiversion! {
-    /// Exact GELU, `u·Φ(u)`.
-    fn gelu(u: &[f32], g: &mut [f32]) {
-        for (g, &u) in g.iter_mut().zip(u) {
-            *g = 0.5 * u * (1.0 + erf(u * std::f32::consts::FRAC_1_SQRT_2));
-        }
-    }
-}
-
-multiversion! {
-    /// `dg ⊙ GELU'(u)` in place of `dg`: GELU'(u) = Φ(u) + u·φ(u).
-    fn gelu_backward(u: &[f32], dg: &mut [f32]) {
-        const INV_SQRT_2PI: f32 = 0.398_942_3;
-        for (dg, &u) in dg.iter_mut().zip(u) {
-            let cdf = 0.5 * (1.0 + erf(u * std::f32::consts::FRAC_1_SQRT_2));
-            *dg *= cdf + u * INV_SQRT_2PI * exp(-0.5 * u * u);
         }
     }
 }

@@ -177,8 +177,10 @@ impl<B: Backend> Fdn<B> {
                     series.clone().narrow(1, branch.start, branch.len),
                 );
                 for block in &branch.blocks {
-                    let y = temporal(&block.temporal, pointwise(&block.pointwise, h.clone()));
-                    h = self.activation.forward(y) + h;
+                    h = super::fdn_block::forward(block, h.clone()).unwrap_or_else(|| {
+                        let y = temporal(&block.temporal, pointwise(&block.pointwise, h.clone()));
+                        self.activation.forward(y) + h
+                    });
                 }
                 channels_last_head(&branch.head, h)
             })

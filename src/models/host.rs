@@ -1,5 +1,5 @@
 //! Shared plumbing of the fused CPU operations (the recurrent layers in [`super::cells`], the
-//! transformer encoder layer in [`super::encoder`], the FDN block in [`super::fdn`]): strided
+//! transformer encoder layer in [`super::encoder`], the FDN block in [`super::fdn_block`]): strided
 //! matrix products through the `gemm` crate, a vectorisable `exp`, functions compiled for
 //! several x86-64 levels and chosen at run time, and the conversions between Burn tensors of
 //! the CPU backend and plain `f32` slices.
@@ -170,6 +170,64 @@ pub(crate) fn matmul(
     }
 }
 
+/// `x·w + b` for row-major `x` `[rows, inputs]`, `w` `[inputs, outputs]`.
+pub(crate) fn affine(x: &[f32], rows: usize, w: &[f32], b: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; rows * b.len()];
+    affine_into(&mut out, x, w, b);
+    out
+}
+
+/// [`affine`] into `dst` (`[rows, outputs]`, the rows implied by its length).
+pub(crate) fn affine_into(dst: &mut [f32], x: &[f32], w: &[f32], b: &[f32]) {
+    let outputs = b.len();
+    let inputs = w.len() / outputs;
+    let rows = dst.len() / outputs;
+    for row in dst.chunks_exact_mut(outputs) {
+        row.copy_from_slice(b);
+    }
+    matmul(
+        dst,
+        View::row_major(rows, outputs),
+        true,
+        x,
+        View::row_major(rows, inputs),
+        w,
+        View::row_major(inputs, outputs),
+    );
+}
+
+/// `aᵀ·b` for row-major `a` `[rows, p]` and `b` `[rows, q]`: `[p, q]` (a weight gradient).
+pub(crate) fn gram(a: &[f32], p: usize, b: &[f32], q: usize) -> Vec<f32> {
+    let rows = a.len() / p;
+    let mut out = vec![0.0; p * q];
+    matmul(
+        &mut out,
+        View::row_major(p, q),
+        false,
+        a,
+        View::row_major(rows, p).t(),
+        b,
+        View::row_major(rows, q),
+    );
+    out
+}
+
+/// `dst (+)= a·wᵀ` for row-major `a` `[rows, p]` and `w` `[q, p]` (an input gradient); `w` is
+/// laid out transposed first, which `gemm` packs faster than a transposed view.
+pub(crate) fn times_transposed(dst: &mut [f32], accumulate: bool, a: &[f32], p: usize, w: &[f32]) {
+    let rows = a.len() / p;
+    let q = w.len() / p;
+    matmul(
+        dst,
+        View::row_major(rows, q),
+        accumulate,
+        a,
+        View::row_major(rows, p),
+        &transposed(w, q, p),
+        View::row_major(p, q),
+    );
+}
+
 /// `e^x` to about one ulp (Cephes' `expf` polynomial), without branches or library calls so
 /// that the gate loops vectorise. Inputs are clamped to `[−87, 88]`.
 #[inline(always)]
@@ -228,10 +286,10 @@ pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// baseline target, and picks the best the CPU has at run time: the gate loops vectorise
 /// 16, 8 or 4 lanes wide, and the binary still runs on any x86-64.
 macro_rules! multiversion {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn imp($($arg: $ty),*) $body
@@ -274,6 +332,26 @@ macro_rules! multiversion {
 /// the others.
 pub(crate) fn chunk_rows(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
+}
+
+multiversion! {
+    /// Exact GELU, `u·Φ(u)`.
+    pub(crate) fn gelu(u: &[f32], g: &mut [f32]) {
+        for (g, &u) in g.iter_mut().zip(u) {
+            *g = 0.5 * u * (1.0 + erf(u * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+multiversion! {
+    /// `dg ⊙ GELU'(u)` in place of `dg`: GELU'(u) = Φ(u) + u·φ(u).
+    pub(crate) fn gelu_backward(u: &[f32], dg: &mut [f32]) {
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for (dg, &u) in dg.iter_mut().zip(u) {
+            let cdf = 0.5 * (1.0 + erf(u * std::f32::consts::FRAC_1_SQRT_2));
+            *dg *= cdf + u * INV_SQRT_2PI * exp(-0.5 * u * u);
+        }
+    }
 }
 
 pub(crate) use multiversion;

@@ -11,6 +11,7 @@ pub mod cells;
 pub mod encoder;
 pub mod esn;
 pub mod fdn;
+mod fdn_block;
 mod host;
 pub mod init;
 pub mod recurrent;

@@ -1,0 +1,462 @@
+//! The fused FDN block: one Burn operation for `gelu(temporal(pointwise(h))) + h` on
+//! channels-last features `[series, steps, channels]`.
+//!
+//! As tensor operations the block is a dozen steps — the shifted copies of the temporal
+//! convolution concatenated, biases broadcast, the exact GELU through a scalar `erf` — and on
+//! the CPU backend (`Flex`) those copies and broadcasts walk their elements one at a time. On
+//! `Flex` and its autodiff wrapper this module runs the block on host buffers: the 1×1
+//! convolution as one matrix product, the kernel-k convolution as one product over the k
+//! shifted copies laid side by side (zero-padded at each series' ends), GELU and the residual
+//! in one vectorised pass; under autodiff it records one node whose backward pass is written
+//! out by hand. The parameters enter as ordinary tensors, so the bio mechanisms and ASAM act on
+//! them unchanged. Other backends get `None` and the FDN runs its tensor-operation form, which
+//! the tests compare this with.
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+
+use super::fdn::Block;
+use rayon::prelude::*;
+
+use super::host::{
+    View, affine_into, cast, chunk_rows, column_sums, flex, float, gelu, gelu_backward, gram, host,
+    matmul, slice, times_transposed, transposed,
+};
+
+type Ad = Autodiff<Flex>;
+type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
+
+/// Parents of the operation: the features, the 1×1 convolution's weight and bias, the
+/// temporal convolution's weight and bias (Burn's `Conv1d` layouts: `[out, in, kernel]`).
+const PARENTS: usize = 5;
+
+/// Sizes of one block call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Series (batch × variables).
+    pub series: usize,
+    /// Steps per series.
+    pub steps: usize,
+    /// Channels in and out.
+    pub channels: usize,
+    /// Temporal kernel size (odd).
+    pub kernel: usize,
+}
+
+impl Dims {
+    fn rows(&self) -> usize {
+        self.series * self.steps
+    }
+
+    fn shapes(&self) -> [Vec<usize>; PARENTS] {
+        let c = self.channels;
+        [
+            vec![self.series, self.steps, c],
+            vec![c, c, 1],
+            vec![c],
+            vec![c, c, self.kernel],
+            vec![c],
+        ]
+    }
+}
+
+/// The fused block, when the backend and the block have it: `h` `[series, steps, channels]`
+/// → `gelu(temporal(pointwise(h))) + h`.
+pub fn forward<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Option<Tensor<B, 3>> {
+    let backend = TypeId::of::<B>();
+    if backend != TypeId::of::<Flex>() && backend != TypeId::of::<Ad>() {
+        return None;
+    }
+    let [series, steps, channels] = h.dims();
+    let [c_out, c_in, one] = block.pointwise.weight.dims();
+    let [t_out, t_in, kernel] = block.temporal.weight.dims();
+    if [c_out, c_in, one, t_out, t_in] != [channels, channels, 1, channels, channels]
+        || kernel.is_multiple_of(2)
+    {
+        return None;
+    }
+    let d = Dims {
+        series,
+        steps,
+        channels,
+        kernel,
+    };
+    let parents = vec![
+        float(h),
+        float(block.pointwise.weight.val()),
+        float(block.pointwise.bias.as_ref()?.val()),
+        float(block.temporal.weight.val()),
+        float(block.temporal.bias.as_ref()?.val()),
+    ];
+    let shape = vec![series, steps, channels];
+    if backend == TypeId::of::<Flex>() {
+        let parents: Vec<FlexTensor> = cast(parents)?;
+        let params = parents.into_iter().map(host).collect::<Option<Vec<_>>>()?;
+        let (out, _) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
+        let out = flex(out, shape);
+        cast(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(
+            out,
+        )))
+    } else {
+        let parents: Vec<AdFloat> = cast(parents)?;
+        let params = parents
+            .iter()
+            .map(|p| host(p.primitive.clone()))
+            .collect::<Option<Vec<_>>>()?;
+        let (out, tape) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
+        let out = flex(out, shape);
+        let state = State {
+            d,
+            params,
+            tape: Arc::new(tape),
+        };
+        let nodes = std::array::from_fn(|i| parents[i].node.clone());
+        let out = match FusedBlock
+            .prepare::<NoCheckpointing>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        cast(Tensor::<Ad, 3>::from_primitive(TensorPrimitive::Float(out)))
+    }
+}
+
+/// What the backward step needs.
+#[derive(Clone, Debug)]
+struct State {
+    d: Dims,
+    params: Vec<FlexTensor>,
+    tape: Arc<Tape>,
+}
+
+/// The autodiff node of a fused block.
+#[derive(Debug)]
+struct FusedBlock;
+
+impl Backward<Flex, PARENTS> for FusedBlock {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, PARENTS>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<Flex>(&ops.node);
+        let dout = host(dout).expect("the output gradient of an f32 block is f32");
+        let state = &ops.state;
+        let params: Vec<&[f32]> = state.params.iter().map(slice).collect();
+        let want_h = ops.parents[0].is_some();
+        let out = backward_host(state.d, &params, &state.tape, slice(&dout), want_h);
+        for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(state.d.shapes()) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<Flex>(node.id, flex(grad, shape));
+            }
+        }
+    }
+}
+
+/// What the forward pass keeps: the 1×1 convolution's output and the temporal convolution's
+/// (GELU's input), both `[rows, channels]`.
+#[derive(Clone, Debug)]
+pub struct Tape {
+    z: Vec<f32>,
+    y: Vec<f32>,
+}
+
+/// The temporal kernel `[out, in, k]` as the matrix `[k·in, out]` the shifted copies multiply.
+fn kernel_matrix(w: &[f32], d: Dims) -> Vec<f32> {
+    let (c, k) = (d.channels, d.kernel);
+    let mut m = vec![0.0; w.len()];
+    for o in 0..c {
+        for i in 0..c {
+            for j in 0..k {
+                m[(j * c + i) * c + o] = w[(o * c + i) * k + j];
+            }
+        }
+    }
+    m
+}
+
+/// The k shifted copies of every series side by side, `[rows, k·channels]`: row `(s, t)`
+/// holds `z[s, t + j − pad]` in block `j`, zero outside the series.
+fn shifted_copies(z: &[f32], d: Dims) -> Vec<f32> {
+    let (c, k, steps) = (d.channels, d.kernel, d.steps);
+    let pad = (k - 1) / 2;
+    let mut cols = vec![0.0; d.rows() * k * c];
+    for (series, out) in z
+        .chunks_exact(steps * c)
+        .zip(cols.chunks_exact_mut(steps * k * c))
+    {
+        for t in 0..steps {
+            let row = &mut out[t * k * c..(t + 1) * k * c];
+            for j in 0..k {
+                if let Some(src) = (t + j).checked_sub(pad).filter(|&s| s < steps) {
+                    row[j * c..(j + 1) * c].copy_from_slice(&series[src * c..(src + 1) * c]);
+                }
+            }
+        }
+    }
+    cols
+}
+
+/// The adjoint of [`shifted_copies`]: every block's rows added back where they came from.
+fn unshift(cols: &[f32], d: Dims) -> Vec<f32> {
+    let (c, k, steps) = (d.channels, d.kernel, d.steps);
+    let pad = (k - 1) / 2;
+    let mut z = vec![0.0; d.rows() * c];
+    for (series, cols) in z
+        .chunks_exact_mut(steps * c)
+        .zip(cols.chunks_exact(steps * k * c))
+    {
+        for t in 0..steps {
+            let row = &cols[t * k * c..(t + 1) * k * c];
+            for j in 0..k {
+                if let Some(dst) = (t + j).checked_sub(pad).filter(|&s| s < steps) {
+                    for (a, b) in series[dst * c..(dst + 1) * c]
+                        .iter_mut()
+                        .zip(&row[j * c..(j + 1) * c])
+                    {
+                        *a += b;
+                    }
+                }
+            }
+        }
+    }
+    z
+}
+
+/// The block's forward pass on host buffers (`p`: features, then the parameters): the output
+/// `[series, steps, channels]` and the tape. The series are split over the thread pool (they
+/// are independent), each chunk running every product and pass on its own.
+pub fn forward_host(d: Dims, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+    let c = d.channels;
+    let (pointwise, temporal) = (transposed(p[1], c, c), kernel_matrix(p[3], d));
+    let len = d.rows() * c;
+    let (mut z, mut y, mut out) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+    let per = chunk_rows(d.series) * d.steps * c;
+    z.par_chunks_mut(per)
+        .zip(y.par_chunks_mut(per))
+        .zip(out.par_chunks_mut(per))
+        .zip(p[0].par_chunks(per))
+        .for_each(|(((z, y), out), h)| {
+            let local = Dims {
+                series: z.len() / (d.steps * c),
+                ..d
+            };
+            affine_into(z, h, &pointwise, p[2]);
+            affine_into(y, &shifted_copies(z, local), &temporal, p[4]);
+            gelu(y, out);
+            for (o, h) in out.iter_mut().zip(h) {
+                *o += h;
+            }
+        });
+    (out, Tape { z, y })
+}
+
+/// The gradients of the block's inputs in parent order, from the output gradient `dout`; the
+/// features' only with `want_h`. Split over the series like [`forward_host`]; the chunks'
+/// parameter gradients are summed.
+pub fn backward_host(
+    d: Dims,
+    p: &[&[f32]],
+    tape: &Tape,
+    dout: &[f32],
+    want_h: bool,
+) -> Vec<Option<Vec<f32>>> {
+    let (c, k) = (d.channels, d.kernel);
+    let temporal = kernel_matrix(p[3], d);
+    let per = chunk_rows(d.series) * d.steps * c;
+    // The residual passes `dout` on; the chunks add the convolutions' part.
+    let mut dh = dout.to_vec();
+    let partials: Vec<[Vec<f32>; 4]> = dh
+        .par_chunks_mut(per)
+        .zip(dout.par_chunks(per))
+        .zip(tape.y.par_chunks(per))
+        .zip(tape.z.par_chunks(per))
+        .zip(p[0].par_chunks(per))
+        .map(|((((dh, dout), y), z), h)| {
+            let local = Dims {
+                series: dh.len() / (d.steps * c),
+                ..d
+            };
+            let n = local.rows();
+            let mut dy = dout.to_vec();
+            gelu_backward(y, &mut dy);
+            // The temporal kernel's gradient as the matrix `[k·in, out]`.
+            let dtemporal = gram(&shifted_copies(z, local), k * c, &dy, c);
+            let mut dcols = vec![0.0; n * k * c];
+            times_transposed(&mut dcols, false, &dy, c, &temporal);
+            let dz = unshift(&dcols, local);
+            // The 1×1 weight's gradient as `hᵀ·dz`, `[in, out]`.
+            let dpointwise = gram(h, c, &dz, c);
+            matmul(
+                dh,
+                View::row_major(n, c),
+                true,
+                &dz,
+                View::row_major(n, c),
+                p[1],
+                View::row_major(c, c),
+            );
+            [
+                dpointwise,
+                column_sums(&dz, c),
+                dtemporal,
+                column_sums(&dy, c),
+            ]
+        })
+        .collect();
+    let [dpointwise, dpb, dtemporal, dtb] = partials
+        .into_iter()
+        .reduce(|mut a, b| {
+            for (a, b) in a.iter_mut().zip(&b) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+            a
+        })
+        .expect("at least one chunk");
+    // Back to Burn's layouts: `[out, in, 1]` and `[out, in, k]`.
+    let mut dkernel = vec![0.0; dtemporal.len()];
+    for o in 0..c {
+        for i in 0..c {
+            for j in 0..k {
+                dkernel[(o * c + i) * k + j] = dtemporal[(j * c + i) * c + o];
+            }
+        }
+    }
+    vec![
+        want_h.then_some(dh),
+        Some(transposed(&dpointwise, c, c)),
+        Some(dpb),
+        Some(dkernel),
+        Some(dtb),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{ModuleMapper, Param};
+    use burn::nn::conv::Conv1dConfig;
+    use burn::nn::{Gelu, PaddingConfig1d};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    struct Randomise(ChaCha8Rng);
+
+    impl<B: Backend> ModuleMapper<B> for Randomise {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let shape: [usize; D] = p.val().dims();
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| self.0.random_range(-0.6..0.6)).collect();
+            let t = Tensor::from_data(TensorData::new(v, shape), &Default::default());
+            Param::initialized(p.id, t.require_grad())
+        }
+    }
+
+    fn block<B: Backend>(channels: usize, kernel: usize, seed: u64) -> Block<B> {
+        let conv = |k: usize| {
+            Conv1dConfig::new(channels, channels, k)
+                .with_padding(PaddingConfig1d::Same)
+                .init::<B>(&Default::default())
+        };
+        Block {
+            pointwise: conv(1),
+            temporal: conv(kernel),
+        }
+        .map(&mut Randomise(ChaCha8Rng::seed_from_u64(seed)))
+    }
+
+    /// The block through Burn's `Conv1d` modules on `[series, channels, steps]`.
+    fn reference<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = h.clone().swap_dims(1, 2);
+        let y = block.temporal.forward(block.pointwise.forward(x));
+        Gelu::new().forward(y).swap_dims(1, 2) + h
+    }
+
+    fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// The fused block agrees with Burn's convolutions on random features, parameters and
+    /// output gradients: the output, and the gradients of the features and of all four
+    /// parameters; kernels 3 and 5, series shorter than the kernel, the series split over 1 to
+    /// 3 threads; without autodiff too.
+    #[test]
+    fn fused_block_matches_burns_convolutions() {
+        for threads in [1, 2, 3] {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+                .install(agreement);
+        }
+    }
+
+    fn agreement() {
+        type A = Autodiff<Flex>;
+        for (series, steps, channels, kernel) in [(5, 9, 5, 3), (3, 6, 4, 5), (2, 1, 3, 5)] {
+            let what = format!("{series} series of {steps} steps, {channels} channels, k {kernel}");
+            let b = block::<A>(channels, kernel, 1);
+            let mut rng = ChaCha8Rng::seed_from_u64(2);
+            let mut random = |shape: [usize; 3]| {
+                let n = shape.iter().product();
+                let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.5..1.5)).collect();
+                Tensor::<A, 3>::from_data(TensorData::new(v, shape), &Default::default())
+            };
+            let h = random([series, steps, channels]).require_grad();
+            let weight = random([series, steps, channels]);
+            let run = |fused: bool| {
+                let y = if fused {
+                    forward(&b, h.clone()).expect("the CPU autodiff backend is fused")
+                } else {
+                    reference(&b, h.clone())
+                };
+                let grads = (y.clone() * weight.clone()).sum().backward();
+                let g3 = |p: &Param<Tensor<A, 3>>| values(p.val().grad(&grads).unwrap());
+                let g1 = |p: &Option<Param<Tensor<A, 1>>>| {
+                    values(p.as_ref().unwrap().val().grad(&grads).unwrap())
+                };
+                vec![
+                    values(y),
+                    values(h.grad(&grads).unwrap()),
+                    g3(&b.pointwise.weight),
+                    g1(&b.pointwise.bias),
+                    g3(&b.temporal.weight),
+                    g1(&b.temporal.bias),
+                ]
+            };
+            for (i, (a, r)) in run(true).iter().zip(&run(false)).enumerate() {
+                assert_eq!(a.len(), r.len());
+                let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+                for (x, y) in a.iter().zip(r) {
+                    assert!(
+                        (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + 1e-6,
+                        "{what}: tensor {i}: fused {x} vs Burn {y}"
+                    );
+                }
+            }
+            let plain = block::<Flex>(channels, kernel, 1);
+            let h = h.inner();
+            let (a, r) = (
+                values(forward(&plain, h.clone()).expect("the CPU backend is fused")),
+                values(reference(&plain, h)),
+            );
+            for (x, y) in a.iter().zip(&r) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                    "{what}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
