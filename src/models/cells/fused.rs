@@ -72,7 +72,7 @@ impl HostArgs {
 }
 
 /// The fused LSTM layer, when the backend has it: `x` `[batch, steps, inputs]` → every hidden
-/// state `[batch, steps, hidden]`. With `with_cell` (the CPU backends only; `None` elsewhere)
+/// state `[batch, steps, hidden]`. With `with_cell` (the CPU backends and CUDA under autodiff)
 /// the output is `[batch, steps + 1, hidden]`: every hidden state and then c_T as one more row
 /// per sequence (what an autoregressive decoder continues from).
 pub(super) fn lstm<B: Backend>(
@@ -156,12 +156,11 @@ fn run<B: Backend>(
         let out = run_autodiff(kind, args, hidden, with_cell)?;
         cast(out)
     } else {
-        // The backend-generic layer has no last-cell output (yet).
         #[cfg(feature = "cuda")]
-        if !with_cell && backend == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
+        if backend == TypeId::of::<Autodiff<burn::backend::Cuda>>() {
             let args: Args<Autodiff<burn::backend::Cuda>> = cast(args)?;
             let [input, recurrent] = args.weights;
-            let out = super::generic::run(kind, args.x, input, recurrent, args.biases);
+            let out = super::generic::run(kind, args.x, input, recurrent, args.biases, with_cell);
             return cast(out);
         }
         None

@@ -35,8 +35,10 @@ struct State<I: Backend> {
     x: Tensor<I, 3>,
     input: Tensor<I, 2>,
     recurrent: Tensor<I, 2>,
-    /// Every hidden state `[batch, steps, hidden]` (the output).
+    /// Every hidden state `[batch, steps, hidden]` (the output, or its first `steps` rows).
     h: Tensor<I, 3>,
+    /// Whether the output carries the last cell state (LSTM) as one more row per sequence.
+    with_cell: bool,
     /// Per step: LSTM (σ(i), σ(f), tanh(g), σ(o), c_t, tanh(c_t)); GRU (σ(r), σ(z), n, the
     /// recurrent n pre-activation).
     tape: Arc<Vec<Vec<Tensor<I, 2>>>>,
@@ -106,15 +108,21 @@ fn forward<I: Backend>(
 
 impl<I: Backend> State<I> {
     /// The gradients of (x, W_x, W_h, biases…) from the output gradient `dh` `[batch, steps,
-    /// hidden]`, each only where `want` says so.
-    fn backward(&self, dh: Tensor<I, 3>, want: &[bool]) -> Vec<Option<Tensor<I, 2>>> {
+    /// hidden]` (and, for the last-cell output, that of c_T, `[batch, hidden]`), each only
+    /// where `want` says so.
+    fn backward(
+        &self,
+        dh: Tensor<I, 3>,
+        dc_last: Option<Tensor<I, 2>>,
+        want: &[bool],
+    ) -> Vec<Option<Tensor<I, 2>>> {
         let [batch, steps, hidden] = self.h.dims();
         let inputs = self.x.dims()[2];
         let device = dh.device();
         let recurrent_t = self.recurrent.clone().transpose();
         let zeros = Tensor::<I, 2>::zeros([batch, hidden], &device);
         let mut dh_next = zeros.clone();
-        let mut dc_next = zeros.clone();
+        let mut dc_next = dc_last.unwrap_or_else(|| zeros.clone());
         // Per step, the gradient of the input-side and of the recurrent-side pre-activations.
         let mut dgx = Vec::with_capacity(steps);
         let mut dgh = Vec::with_capacity(steps);
@@ -214,7 +222,14 @@ impl<I: Backend, const N: usize> Backward<I, N> for GenericLayer {
             Tensor::<I, 3>::from_primitive(TensorPrimitive::Float(grads.consume::<I>(&ops.node)));
         let want: Vec<bool> = ops.parents.iter().map(Option::is_some).collect();
         let [batch, steps, inputs] = ops.state.x.dims();
-        let out = ops.state.backward(dh, &want);
+        let (dh, dc_last) = if ops.state.with_cell {
+            let hidden = dh.dims()[2];
+            let dc = dh.clone().narrow(1, steps, 1).reshape([batch, hidden]);
+            (dh.narrow(1, 0, steps), Some(dc))
+        } else {
+            (dh, None)
+        };
+        let out = ops.state.backward(dh, dc_last, &want);
         for (k, (parent, grad)) in ops.parents.into_iter().zip(out).enumerate() {
             if let (Some(node), Some(grad)) = (parent, grad) {
                 // x's gradient comes back as [batch·steps, inputs]; biases' as [1, width].
@@ -232,13 +247,15 @@ impl<I: Backend, const N: usize> Backward<I, N> for GenericLayer {
     }
 }
 
-/// The fused layer on `Autodiff<I>`: `x` `[batch, steps, inputs]` → every hidden state.
+/// The fused layer on `Autodiff<I>`: `x` `[batch, steps, inputs]` → every hidden state; with
+/// `with_cell` (LSTM) `[batch, steps + 1, hidden]`, the last cell state appended per sequence.
 pub(super) fn run<I: Backend>(
     kind: Kind,
     x: Tensor<Autodiff<I>, 3>,
     input: Tensor<Autodiff<I>, 2>,
     recurrent: Tensor<Autodiff<I>, 2>,
     biases: Vec<Tensor<Autodiff<I>, 1>>,
+    with_cell: bool,
 ) -> Tensor<Autodiff<I>, 3> {
     let float = |t: TensorPrimitive<Autodiff<I>>| -> FloatTensor<Autodiff<I>> { t.tensor() };
     let mut parents = vec![
@@ -257,15 +274,23 @@ pub(super) fn run<I: Backend>(
         .map(|p| Tensor::from_primitive(TensorPrimitive::Float(p.primitive.clone())))
         .collect();
     let (h, tape) = forward(kind, &x, &input, &recurrent, &biases);
+    let with_cell = with_cell && matches!(kind, Kind::Lstm);
+    let out = match tape.last() {
+        Some(last) if with_cell => {
+            Tensor::cat(vec![h.clone(), last[4].clone().unsqueeze_dim(1)], 1)
+        }
+        _ => h.clone(),
+    };
     let state = State {
         kind,
         x,
         input,
         recurrent,
-        h: h.clone(),
+        h,
+        with_cell,
         tape: Arc::new(tape),
     };
-    let out = h.into_primitive().tensor();
+    let out = out.into_primitive().tensor();
     let out = match kind {
         Kind::Lstm => track::<I, 4>(&parents, state, out),
         Kind::Gru => track::<I, 5>(&parents, state, out),

@@ -181,6 +181,7 @@ mod tests {
                 c.input.val(),
                 c.recurrent.val(),
                 vec![c.bias.val()],
+                false,
             ),
             RecurrentCell::Gru(c) => generic::run::<Flex>(
                 Kind::Gru,
@@ -188,6 +189,7 @@ mod tests {
                 c.input.val(),
                 c.recurrent.val(),
                 vec![c.input_bias.val(), c.recurrent_bias.val()],
+                false,
             ),
         }
     }
@@ -274,8 +276,9 @@ mod tests {
     }
 
     /// The encoder of an autoregressive decoder: the fused layer's last state (the LSTM's cell
-    /// state is an extra output of the fused node) and a few decoder steps after it give the
-    /// reference's outputs and gradients, with the loss on the decoder's hidden states only, so
+    /// state is an extra output of the fused node, on the host path and on the backend-generic
+    /// one CUDA takes) and a few decoder steps after it give the reference's outputs and
+    /// gradients, with the loss on the decoder's hidden states only, so
     /// every gradient into the encoder flows through the last state; and stepping once past a
     /// window equals running over the longer window.
     #[test]
@@ -292,14 +295,29 @@ mod tests {
                         let x = random(&mut rng, [3, 7, 2], 1.5).require_grad();
                         let next = random(&mut rng, [3, 2], 1.5);
                         let weight = random(&mut rng, [3, 4], 1.0);
-                        let run = |fused: bool| {
-                            let (h, mut state) = match (&layer, fused) {
-                                (_, true) => layer.forward_with_state(x.clone()),
-                                (RecurrentCell::Lstm(c), false) => {
+                        let run = |mode: &str| {
+                            let (h, mut state) = match (&layer, mode) {
+                                (_, "fused") => layer.forward_with_state(x.clone()),
+                                (RecurrentCell::Lstm(c), "generic") => {
+                                    // The backend-generic layer's last-cell output (CUDA's).
+                                    let out = generic::run::<Flex>(
+                                        generic::Kind::Lstm,
+                                        x.clone(),
+                                        c.input.val(),
+                                        c.recurrent.val(),
+                                        vec![c.bias.val()],
+                                        true,
+                                    );
+                                    let h = out.clone().narrow(1, 0, 7);
+                                    let last = h.clone().narrow(1, 6, 1).reshape([3, 4]);
+                                    let cell = out.narrow(1, 7, 1).reshape([3, 4]);
+                                    (h, CellState::Lstm([last, cell]))
+                                }
+                                (RecurrentCell::Lstm(c), _) => {
                                     let (h, s) = c.unfused_with_state(x.clone());
                                     (h, CellState::Lstm(s))
                                 }
-                                (RecurrentCell::Gru(c), false) => {
+                                (RecurrentCell::Gru(c), _) => {
                                     let h = c.forward_unfused(x.clone());
                                     let last = h.clone().narrow(1, 6, 1).reshape([3, 4]);
                                     (h, CellState::Gru(last))
@@ -321,8 +339,11 @@ mod tests {
                             }
                             out
                         };
-                        for ((name, a), (_, b)) in run(true).iter().zip(&run(false)) {
-                            assert_close(&format!("{kind} {name}"), a, b);
+                        let reference = run("reference");
+                        for mode in ["fused", "generic"] {
+                            for ((name, a), (_, b)) in run(mode).iter().zip(&reference) {
+                                assert_close(&format!("{kind} {mode} {name}"), a, b);
+                            }
                         }
                         // One step past the window is the longer window's last state.
                         let (_, state) = layer.forward_with_state(x.clone());
