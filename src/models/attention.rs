@@ -31,8 +31,15 @@ impl<B: Backend> LastStateAttention<B> {
         }
     }
 
-    /// `states`: `[batch, steps, width]` → context `[batch, width]`.
+    /// `states`: `[batch, steps, width]` → context `[batch, width]`. One fused operation on
+    /// the CPU backend; [`Self::forward_reference`] elsewhere.
     pub fn forward(&self, states: Tensor<B, 3>) -> Tensor<B, 2> {
+        fused::forward(self, states.clone()).unwrap_or_else(|| self.forward_reference(states))
+    }
+
+    /// The attention as Burn tensor operations: the straightforward form, the reference the
+    /// fused one is tested against.
+    pub fn forward_reference(&self, states: Tensor<B, 3>) -> Tensor<B, 2> {
         let [batch, steps, width] = states.dims();
         let last = states.clone().narrow(1, steps - 1, 1); // [batch, 1, width]
         let q = self.query.forward(last);
@@ -40,5 +47,407 @@ impl<B: Backend> LastStateAttention<B> {
         let v = self.value.forward(states);
         let scores = q.matmul(k.swap_dims(1, 2)) / (self.width as f64).sqrt(); // [batch, 1, steps]
         softmax(scores, 2).matmul(v).reshape([batch, width])
+    }
+}
+
+/// The fused attention head, when the backend has it (the CPU backend, with or without
+/// autodiff): one Burn operation on host buffers instead of a dozen tensor operations, whose
+/// broadcast bias additions and transposes the CPU backend walks element by element. The key
+/// and value projections of all steps are one matrix product; the backward pass is written out
+/// by hand (one node on the tape). Other backends get `None`.
+mod fused {
+    use std::any::TypeId;
+    use std::sync::Arc;
+
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, Flex};
+    use burn::prelude::*;
+    use burn::tensor::TensorPrimitive;
+
+    use super::LastStateAttention;
+    use crate::models::host::{
+        View, affine, cast, column_sums, exp, flex, float, gram, host, matmul, slice,
+        times_transposed,
+    };
+
+    type Ad = Autodiff<Flex>;
+    type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
+
+    /// The states, then the query, key and value weights and biases.
+    const PARENTS: usize = 7;
+
+    #[derive(Clone, Copy, Debug)]
+    struct Dims {
+        batch: usize,
+        steps: usize,
+        width: usize,
+    }
+
+    impl Dims {
+        fn shapes(&self) -> [Vec<usize>; PARENTS] {
+            let w = self.width;
+            [
+                vec![self.batch, self.steps, w],
+                vec![w, w],
+                vec![w],
+                vec![w, w],
+                vec![w],
+                vec![w, w],
+                vec![w],
+            ]
+        }
+    }
+
+    pub(super) fn forward<B: Backend>(
+        att: &LastStateAttention<B>,
+        states: Tensor<B, 3>,
+    ) -> Option<Tensor<B, 2>> {
+        let backend = TypeId::of::<B>();
+        if backend != TypeId::of::<Flex>() && backend != TypeId::of::<Ad>() {
+            return None;
+        }
+        let [batch, steps, width] = states.dims();
+        if steps == 0 || att.query.weight.dims() != [width, width] {
+            return None;
+        }
+        let d = Dims {
+            batch,
+            steps,
+            width,
+        };
+        let mut parents = vec![float(states)];
+        for l in [&att.query, &att.key, &att.value] {
+            parents.push(float(l.weight.val()));
+            parents.push(float(l.bias.as_ref()?.val()));
+        }
+        if backend == TypeId::of::<Flex>() {
+            let parents: Vec<FlexTensor> = cast(parents)?;
+            let params = parents.into_iter().map(host).collect::<Option<Vec<_>>>()?;
+            let (out, _) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
+            let out = flex(out, vec![batch, width]);
+            cast(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
+                out,
+            )))
+        } else {
+            let parents: Vec<AdFloat> = cast(parents)?;
+            let params = parents
+                .iter()
+                .map(|p| host(p.primitive.clone()))
+                .collect::<Option<Vec<_>>>()?;
+            let (out, tape) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
+            let out = flex(out, vec![batch, width]);
+            let state = State {
+                d,
+                params,
+                tape: Arc::new(tape),
+            };
+            let nodes = std::array::from_fn(|i| parents[i].node.clone());
+            let out = match FusedAttention
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(state, out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            };
+            cast(Tensor::<Ad, 2>::from_primitive(TensorPrimitive::Float(out)))
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct State {
+        d: Dims,
+        params: Vec<FlexTensor>,
+        tape: Arc<Tape>,
+    }
+
+    #[derive(Debug)]
+    struct FusedAttention;
+
+    impl Backward<Flex, PARENTS> for FusedAttention {
+        type State = State;
+
+        fn backward(self, ops: Ops<State, PARENTS>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let dout = grads.consume::<Flex>(&ops.node);
+            let dout = host(dout).expect("the output gradient of an f32 head is f32");
+            let state = &ops.state;
+            let params: Vec<&[f32]> = state.params.iter().map(slice).collect();
+            let out = backward_host(state.d, &params, &state.tape, slice(&dout));
+            for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(state.d.shapes()) {
+                if let (Some(node), Some(grad)) = (parent, grad) {
+                    grads.register::<Flex>(node.id, flex(grad, shape));
+                }
+            }
+        }
+    }
+
+    /// What the forward pass keeps.
+    #[derive(Debug)]
+    struct Tape {
+        /// The last states `[batch, width]`.
+        last: Vec<f32>,
+        /// The key and value weights side by side, `[width, 2·width]`.
+        wkv: Vec<f32>,
+        /// Queries `[batch, width]`.
+        q: Vec<f32>,
+        /// Keys and values of every step, `[batch·steps, 2·width]`.
+        kv: Vec<f32>,
+        /// Attention weights `[batch, steps]`.
+        a: Vec<f32>,
+    }
+
+    fn forward_host(d: Dims, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+        let (t, w) = (d.steps, d.width);
+        let divisor = (w as f32).sqrt();
+        let last: Vec<f32> = p[0]
+            .chunks_exact(t * w)
+            .flat_map(|s| s[(t - 1) * w..].iter().copied())
+            .collect();
+        let q = affine(&last, d.batch, p[1], p[2]);
+        let wkv: Vec<f32> = p[3]
+            .chunks_exact(w)
+            .zip(p[5].chunks_exact(w))
+            .flat_map(|(k, v)| k.iter().chain(v).copied())
+            .collect();
+        let kv = affine(p[0], d.batch * t, &wkv, &[p[4], p[6]].concat());
+        let mut a = vec![0.0; d.batch * t];
+        let mut context = vec![0.0; d.batch * w];
+        for b in 0..d.batch {
+            let kv = &kv[b * t * 2 * w..];
+            let a = &mut a[b * t..(b + 1) * t];
+            // Scores K·q, then their softmax after the 1/√width scale; context = aᵀ·V.
+            matmul(
+                a,
+                View::row_major(t, 1),
+                false,
+                kv,
+                View::strided(t, w, 2 * w),
+                &q[b * w..],
+                View::row_major(w, 1),
+            );
+            let max = a.iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s / divisor));
+            let mut sum = 0.0;
+            for s in a.iter_mut() {
+                *s = exp(*s / divisor - max);
+                sum += *s;
+            }
+            for s in a.iter_mut() {
+                *s /= sum;
+            }
+            matmul(
+                &mut context[b * w..(b + 1) * w],
+                View::row_major(1, w),
+                false,
+                a,
+                View::row_major(1, t),
+                &kv[w..],
+                View::strided(t, w, 2 * w),
+            );
+        }
+        let tape = Tape {
+            last,
+            wkv,
+            q,
+            kv,
+            a,
+        };
+        (context, tape)
+    }
+
+    /// The gradients of the states and the six parameters from that of the context.
+    fn backward_host(d: Dims, p: &[&[f32]], tape: &Tape, dout: &[f32]) -> Vec<Option<Vec<f32>>> {
+        let (t, w) = (d.steps, d.width);
+        let divisor = (w as f32).sqrt();
+        let mut dkv = vec![0.0; d.batch * t * 2 * w];
+        let mut dq = vec![0.0; d.batch * w];
+        let mut da = vec![0.0; t];
+        for b in 0..d.batch {
+            let kv = &tape.kv[b * t * 2 * w..];
+            let dkv = &mut dkv[b * t * 2 * w..];
+            let a = &tape.a[b * t..(b + 1) * t];
+            let dc = &dout[b * w..(b + 1) * w];
+            // da = V·dc, dV = a·dcᵀ.
+            matmul(
+                &mut da,
+                View::row_major(t, 1),
+                false,
+                &kv[w..],
+                View::strided(t, w, 2 * w),
+                dc,
+                View::row_major(w, 1),
+            );
+            matmul(
+                &mut dkv[w..],
+                View::strided(t, w, 2 * w),
+                false,
+                a,
+                View::row_major(t, 1),
+                dc,
+                View::row_major(1, w),
+            );
+            // Through the softmax and the scale: ds = a ⊙ (da − a·da) / √width.
+            let dot: f32 = a.iter().zip(&da).map(|(a, d)| a * d).sum();
+            for (d, a) in da.iter_mut().zip(a) {
+                *d = a * (*d - dot) / divisor;
+            }
+            // dq = dsᵀ·K, dK = ds·qᵀ.
+            matmul(
+                &mut dq[b * w..(b + 1) * w],
+                View::row_major(1, w),
+                false,
+                &da,
+                View::row_major(1, t),
+                kv,
+                View::strided(t, w, 2 * w),
+            );
+            matmul(
+                dkv,
+                View::strided(t, w, 2 * w),
+                false,
+                &da,
+                View::row_major(t, 1),
+                &tape.q[b * w..],
+                View::row_major(1, w),
+            );
+        }
+        let dwkv = gram(p[0], w, &dkv, 2 * w);
+        let dbkv = column_sums(&dkv, 2 * w);
+        let half = |m: &[f32], k: usize| -> Vec<f32> {
+            m.chunks_exact(2 * w)
+                .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
+                .collect()
+        };
+        let mut dstates = vec![0.0; d.batch * t * w];
+        times_transposed(&mut dstates, false, &dkv, 2 * w, &tape.wkv);
+        let mut dlast = vec![0.0; d.batch * w];
+        times_transposed(&mut dlast, false, &dq, w, p[1]);
+        for (s, dl) in dstates.chunks_exact_mut(t * w).zip(dlast.chunks_exact(w)) {
+            for (x, y) in s[(t - 1) * w..].iter_mut().zip(dl) {
+                *x += y;
+            }
+        }
+        vec![
+            Some(dstates),
+            Some(gram(&tape.last, w, &dq, w)),
+            Some(column_sums(&dq, w)),
+            Some(half(&dwkv, 0)),
+            Some(dbkv[..w].to_vec()),
+            Some(half(&dwkv, 1)),
+            Some(dbkv[w..].to_vec()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    use rand::{Rng, SeedableRng};
+
+    type A = Autodiff<Flex>;
+
+    struct Randomise(ChaCha8Rng);
+
+    impl<B: Backend> ModuleMapper<B> for Randomise {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let shape: [usize; D] = p.val().dims();
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| self.0.random_range(-0.8..0.8)).collect();
+            let t = Tensor::from_data(TensorData::new(v, shape), &Default::default());
+            Param::initialized(p.id, t.require_grad())
+        }
+    }
+
+    struct Grads<'a>(
+        &'a <A as burn::tensor::backend::AutodiffBackend>::Gradients,
+        Vec<Vec<f32>>,
+    );
+
+    impl ModuleVisitor<A> for Grads<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<A, D>>) {
+            let g = p
+                .val()
+                .grad(self.0)
+                .expect("every parameter has a gradient");
+            self.1.push(g.into_data().to_vec().unwrap());
+        }
+    }
+
+    fn random<B: Backend, const D: usize>(rng: &mut ChaCha8Rng, shape: [usize; D]) -> Tensor<B, D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.5..1.5)).collect();
+        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+    }
+
+    /// The fused head agrees with the tensor-operation form on random states, parameters
+    /// (biases included) and output gradients: the context, the states' gradient and all six
+    /// parameter gradients; a one-step window too; without autodiff too.
+    #[test]
+    fn fused_attention_matches_the_reference() {
+        for (batch, steps, width) in [(3, 7, 5), (2, 1, 4), (4, 12, 16)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let att = LastStateAttention::<A>::new(&mut rng, width, &Default::default())
+                .map(&mut Randomise(ChaCha8Rng::seed_from_u64(4)));
+            let states = random::<A, 3>(&mut rng, [batch, steps, width]).require_grad();
+            let weight = random::<A, 2>(&mut rng, [batch, width]);
+            assert!(
+                fused::forward(&att, states.clone()).is_some(),
+                "fused on the CPU"
+            );
+            let run = |fused: bool| {
+                let c = if fused {
+                    att.forward(states.clone())
+                } else {
+                    att.forward_reference(states.clone())
+                };
+                let grads = (c.clone() * weight.clone()).sum().backward();
+                let mut visitor = Grads(&grads, Vec::new());
+                att.visit(&mut visitor);
+                let mut out = vec![
+                    c.into_data().to_vec::<f32>().unwrap(),
+                    states.grad(&grads).unwrap().into_data().to_vec().unwrap(),
+                ];
+                out.extend(visitor.1);
+                out
+            };
+            let (fused, reference) = (run(true), run(false));
+            assert_eq!(fused.len(), 8);
+            // The floor is a part of the largest gradient: the key bias's gradient is zero but
+            // for rounding (a shift of all scores alike does not change the softmax).
+            let largest = reference.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (i, (a, r)) in fused.iter().zip(&reference).enumerate() {
+                assert_eq!(a.len(), r.len());
+                let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+                for (x, y) in a.iter().zip(r) {
+                    assert!(
+                        (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + 1e-6 * largest,
+                        "[{batch}, {steps}, {width}] tensor {i}: fused {x} vs reference {y}"
+                    );
+                }
+            }
+            let plain = LastStateAttention::<Flex>::new(&mut rng, width, &Default::default())
+                .map(&mut Randomise(ChaCha8Rng::seed_from_u64(4)));
+            let s = states.inner();
+            let (a, r) = (
+                plain
+                    .forward(s.clone())
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap(),
+                plain
+                    .forward_reference(s)
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap(),
+            );
+            for (x, y) in a.iter().zip(&r) {
+                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        }
     }
 }
