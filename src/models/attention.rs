@@ -56,30 +56,17 @@ impl<B: Backend> LastStateAttention<B> {
 /// and value projections of all steps are one matrix product; the backward pass is written out
 /// by hand (one node on the tape). Other backends get `None`.
 mod fused {
-    use std::any::TypeId;
-    use std::sync::Arc;
-
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-    use burn::backend::flex::FlexTensor;
-    use burn::backend::{Autodiff, Flex};
     use burn::prelude::*;
-    use burn::tensor::TensorPrimitive;
 
     use super::LastStateAttention;
     use crate::models::host::{
-        View, affine, cast, column_sums, exp, flex, float, gram, host, matmul, slice,
-        times_transposed,
+        self, HostOp, View, affine, column_sums, exp, float, gram, matmul, times_transposed,
     };
-
-    type Ad = Autodiff<Flex>;
-    type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
 
     /// The states, then the query, key and value weights and biases.
     const PARENTS: usize = 7;
 
+    /// Sizes of one call; the operation itself.
     #[derive(Clone, Copy, Debug)]
     struct Dims {
         batch: usize,
@@ -87,29 +74,10 @@ mod fused {
         width: usize,
     }
 
-    impl Dims {
-        fn shapes(&self) -> [Vec<usize>; PARENTS] {
-            let w = self.width;
-            [
-                vec![self.batch, self.steps, w],
-                vec![w, w],
-                vec![w],
-                vec![w, w],
-                vec![w],
-                vec![w, w],
-                vec![w],
-            ]
-        }
-    }
-
     pub(super) fn forward<B: Backend>(
         att: &LastStateAttention<B>,
         states: Tensor<B, 3>,
     ) -> Option<Tensor<B, 2>> {
-        let backend = TypeId::of::<B>();
-        if backend != TypeId::of::<Flex>() && backend != TypeId::of::<Ad>() {
-            return None;
-        }
         let [batch, steps, width] = states.dims();
         if steps == 0 || att.query.weight.dims() != [width, width] {
             return None;
@@ -119,69 +87,181 @@ mod fused {
             steps,
             width,
         };
-        let mut parents = vec![float(states)];
+        let mut inputs = vec![float(states)];
         for l in [&att.query, &att.key, &att.value] {
-            parents.push(float(l.weight.val()));
-            parents.push(float(l.bias.as_ref()?.val()));
+            inputs.push(float(l.weight.val()));
+            inputs.push(float(l.bias.as_ref()?.val()));
         }
-        if backend == TypeId::of::<Flex>() {
-            let parents: Vec<FlexTensor> = cast(parents)?;
-            let params = parents.into_iter().map(host).collect::<Option<Vec<_>>>()?;
-            let (out, _) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
-            let out = flex(out, vec![batch, width]);
-            cast(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
-                out,
-            )))
-        } else {
-            let parents: Vec<AdFloat> = cast(parents)?;
-            let params = parents
-                .iter()
-                .map(|p| host(p.primitive.clone()))
-                .collect::<Option<Vec<_>>>()?;
-            let (out, tape) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
-            let out = flex(out, vec![batch, width]);
-            let state = State {
-                d,
-                params,
-                tape: Arc::new(tape),
-            };
-            let nodes = std::array::from_fn(|i| parents[i].node.clone());
-            let out = match FusedAttention
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish(state, out),
-                OpsKind::UnTracked(prep) => prep.finish(out),
-            };
-            cast(Tensor::<Ad, 2>::from_primitive(TensorPrimitive::Float(out)))
-        }
+        host::run::<B, Dims, PARENTS, 2>(d, inputs)
     }
 
-    #[derive(Clone, Debug)]
-    struct State {
-        d: Dims,
-        params: Vec<FlexTensor>,
-        tape: Arc<Tape>,
-    }
+    impl HostOp for Dims {
+        type Tape = Tape;
 
-    #[derive(Debug)]
-    struct FusedAttention;
+        fn input_shapes(&self) -> Vec<Vec<usize>> {
+            let w = self.width;
+            vec![
+                vec![self.batch, self.steps, w],
+                vec![w, w],
+                vec![w],
+                vec![w, w],
+                vec![w],
+                vec![w, w],
+                vec![w],
+            ]
+        }
 
-    impl Backward<Flex, PARENTS> for FusedAttention {
-        type State = State;
+        fn output_shape(&self) -> Vec<usize> {
+            vec![self.batch, self.width]
+        }
 
-        fn backward(self, ops: Ops<State, PARENTS>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let dout = grads.consume::<Flex>(&ops.node);
-            let dout = host(dout).expect("the output gradient of an f32 head is f32");
-            let state = &ops.state;
-            let params: Vec<&[f32]> = state.params.iter().map(slice).collect();
-            let out = backward_host(state.d, &params, &state.tape, slice(&dout));
-            for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(state.d.shapes()) {
-                if let (Some(node), Some(grad)) = (parent, grad) {
-                    grads.register::<Flex>(node.id, flex(grad, shape));
+        fn forward(&self, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+            let d = *self;
+            let (t, w) = (d.steps, d.width);
+            let divisor = (w as f32).sqrt();
+            let last: Vec<f32> = p[0]
+                .chunks_exact(t * w)
+                .flat_map(|s| s[(t - 1) * w..].iter().copied())
+                .collect();
+            let q = affine(&last, d.batch, p[1], p[2]);
+            let wkv: Vec<f32> = p[3]
+                .chunks_exact(w)
+                .zip(p[5].chunks_exact(w))
+                .flat_map(|(k, v)| k.iter().chain(v).copied())
+                .collect();
+            let kv = affine(p[0], d.batch * t, &wkv, &[p[4], p[6]].concat());
+            let mut a = vec![0.0; d.batch * t];
+            let mut context = vec![0.0; d.batch * w];
+            for b in 0..d.batch {
+                let kv = &kv[b * t * 2 * w..];
+                let a = &mut a[b * t..(b + 1) * t];
+                // Scores K·q, then their softmax after the 1/√width scale; context = aᵀ·V.
+                matmul(
+                    a,
+                    View::row_major(t, 1),
+                    false,
+                    kv,
+                    View::strided(t, w, 2 * w),
+                    &q[b * w..],
+                    View::row_major(w, 1),
+                );
+                let max = a.iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s / divisor));
+                let mut sum = 0.0;
+                for s in a.iter_mut() {
+                    *s = exp(*s / divisor - max);
+                    sum += *s;
+                }
+                for s in a.iter_mut() {
+                    *s /= sum;
+                }
+                matmul(
+                    &mut context[b * w..(b + 1) * w],
+                    View::row_major(1, w),
+                    false,
+                    a,
+                    View::row_major(1, t),
+                    &kv[w..],
+                    View::strided(t, w, 2 * w),
+                );
+            }
+            let tape = Tape {
+                last,
+                wkv,
+                q,
+                kv,
+                a,
+            };
+            (context, tape)
+        }
+
+        /// The gradients of the states and the six parameters from that of the context.
+        fn backward(
+            &self,
+            p: &[&[f32]],
+            tape: &Tape,
+            dout: &[f32],
+            _: &[bool],
+        ) -> Vec<Option<Vec<f32>>> {
+            let d = *self;
+            let (t, w) = (d.steps, d.width);
+            let divisor = (w as f32).sqrt();
+            let mut dkv = vec![0.0; d.batch * t * 2 * w];
+            let mut dq = vec![0.0; d.batch * w];
+            let mut da = vec![0.0; t];
+            for b in 0..d.batch {
+                let kv = &tape.kv[b * t * 2 * w..];
+                let dkv = &mut dkv[b * t * 2 * w..];
+                let a = &tape.a[b * t..(b + 1) * t];
+                let dc = &dout[b * w..(b + 1) * w];
+                // da = V·dc, dV = a·dcᵀ.
+                matmul(
+                    &mut da,
+                    View::row_major(t, 1),
+                    false,
+                    &kv[w..],
+                    View::strided(t, w, 2 * w),
+                    dc,
+                    View::row_major(w, 1),
+                );
+                matmul(
+                    &mut dkv[w..],
+                    View::strided(t, w, 2 * w),
+                    false,
+                    a,
+                    View::row_major(t, 1),
+                    dc,
+                    View::row_major(1, w),
+                );
+                // Through the softmax and the scale: ds = a ⊙ (da − a·da) / √width.
+                let dot: f32 = a.iter().zip(&da).map(|(a, d)| a * d).sum();
+                for (d, a) in da.iter_mut().zip(a) {
+                    *d = a * (*d - dot) / divisor;
+                }
+                // dq = dsᵀ·K, dK = ds·qᵀ.
+                matmul(
+                    &mut dq[b * w..(b + 1) * w],
+                    View::row_major(1, w),
+                    false,
+                    &da,
+                    View::row_major(1, t),
+                    kv,
+                    View::strided(t, w, 2 * w),
+                );
+                matmul(
+                    dkv,
+                    View::strided(t, w, 2 * w),
+                    false,
+                    &da,
+                    View::row_major(t, 1),
+                    &tape.q[b * w..],
+                    View::row_major(1, w),
+                );
+            }
+            let dwkv = gram(p[0], w, &dkv, 2 * w);
+            let dbkv = column_sums(&dkv, 2 * w);
+            let half = |m: &[f32], k: usize| -> Vec<f32> {
+                m.chunks_exact(2 * w)
+                    .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
+                    .collect()
+            };
+            let mut dstates = vec![0.0; d.batch * t * w];
+            times_transposed(&mut dstates, false, &dkv, 2 * w, &tape.wkv);
+            let mut dlast = vec![0.0; d.batch * w];
+            times_transposed(&mut dlast, false, &dq, w, p[1]);
+            for (s, dl) in dstates.chunks_exact_mut(t * w).zip(dlast.chunks_exact(w)) {
+                for (x, y) in s[(t - 1) * w..].iter_mut().zip(dl) {
+                    *x += y;
                 }
             }
+            vec![
+                Some(dstates),
+                Some(gram(&tape.last, w, &dq, w)),
+                Some(column_sums(&dq, w)),
+                Some(half(&dwkv, 0)),
+                Some(dbkv[..w].to_vec()),
+                Some(half(&dwkv, 1)),
+                Some(dbkv[w..].to_vec()),
+            ]
         }
     }
 
@@ -198,147 +278,6 @@ mod fused {
         kv: Vec<f32>,
         /// Attention weights `[batch, steps]`.
         a: Vec<f32>,
-    }
-
-    fn forward_host(d: Dims, p: &[&[f32]]) -> (Vec<f32>, Tape) {
-        let (t, w) = (d.steps, d.width);
-        let divisor = (w as f32).sqrt();
-        let last: Vec<f32> = p[0]
-            .chunks_exact(t * w)
-            .flat_map(|s| s[(t - 1) * w..].iter().copied())
-            .collect();
-        let q = affine(&last, d.batch, p[1], p[2]);
-        let wkv: Vec<f32> = p[3]
-            .chunks_exact(w)
-            .zip(p[5].chunks_exact(w))
-            .flat_map(|(k, v)| k.iter().chain(v).copied())
-            .collect();
-        let kv = affine(p[0], d.batch * t, &wkv, &[p[4], p[6]].concat());
-        let mut a = vec![0.0; d.batch * t];
-        let mut context = vec![0.0; d.batch * w];
-        for b in 0..d.batch {
-            let kv = &kv[b * t * 2 * w..];
-            let a = &mut a[b * t..(b + 1) * t];
-            // Scores K·q, then their softmax after the 1/√width scale; context = aᵀ·V.
-            matmul(
-                a,
-                View::row_major(t, 1),
-                false,
-                kv,
-                View::strided(t, w, 2 * w),
-                &q[b * w..],
-                View::row_major(w, 1),
-            );
-            let max = a.iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s / divisor));
-            let mut sum = 0.0;
-            for s in a.iter_mut() {
-                *s = exp(*s / divisor - max);
-                sum += *s;
-            }
-            for s in a.iter_mut() {
-                *s /= sum;
-            }
-            matmul(
-                &mut context[b * w..(b + 1) * w],
-                View::row_major(1, w),
-                false,
-                a,
-                View::row_major(1, t),
-                &kv[w..],
-                View::strided(t, w, 2 * w),
-            );
-        }
-        let tape = Tape {
-            last,
-            wkv,
-            q,
-            kv,
-            a,
-        };
-        (context, tape)
-    }
-
-    /// The gradients of the states and the six parameters from that of the context.
-    fn backward_host(d: Dims, p: &[&[f32]], tape: &Tape, dout: &[f32]) -> Vec<Option<Vec<f32>>> {
-        let (t, w) = (d.steps, d.width);
-        let divisor = (w as f32).sqrt();
-        let mut dkv = vec![0.0; d.batch * t * 2 * w];
-        let mut dq = vec![0.0; d.batch * w];
-        let mut da = vec![0.0; t];
-        for b in 0..d.batch {
-            let kv = &tape.kv[b * t * 2 * w..];
-            let dkv = &mut dkv[b * t * 2 * w..];
-            let a = &tape.a[b * t..(b + 1) * t];
-            let dc = &dout[b * w..(b + 1) * w];
-            // da = V·dc, dV = a·dcᵀ.
-            matmul(
-                &mut da,
-                View::row_major(t, 1),
-                false,
-                &kv[w..],
-                View::strided(t, w, 2 * w),
-                dc,
-                View::row_major(w, 1),
-            );
-            matmul(
-                &mut dkv[w..],
-                View::strided(t, w, 2 * w),
-                false,
-                a,
-                View::row_major(t, 1),
-                dc,
-                View::row_major(1, w),
-            );
-            // Through the softmax and the scale: ds = a ⊙ (da − a·da) / √width.
-            let dot: f32 = a.iter().zip(&da).map(|(a, d)| a * d).sum();
-            for (d, a) in da.iter_mut().zip(a) {
-                *d = a * (*d - dot) / divisor;
-            }
-            // dq = dsᵀ·K, dK = ds·qᵀ.
-            matmul(
-                &mut dq[b * w..(b + 1) * w],
-                View::row_major(1, w),
-                false,
-                &da,
-                View::row_major(1, t),
-                kv,
-                View::strided(t, w, 2 * w),
-            );
-            matmul(
-                dkv,
-                View::strided(t, w, 2 * w),
-                false,
-                &da,
-                View::row_major(t, 1),
-                &tape.q[b * w..],
-                View::row_major(1, w),
-            );
-        }
-        let dwkv = gram(p[0], w, &dkv, 2 * w);
-        let dbkv = column_sums(&dkv, 2 * w);
-        let half = |m: &[f32], k: usize| -> Vec<f32> {
-            m.chunks_exact(2 * w)
-                .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
-                .collect()
-        };
-        let mut dstates = vec![0.0; d.batch * t * w];
-        times_transposed(&mut dstates, false, &dkv, 2 * w, &tape.wkv);
-        let mut dlast = vec![0.0; d.batch * w];
-        times_transposed(&mut dlast, false, &dq, w, p[1]);
-        for (s, dl) in dstates.chunks_exact_mut(t * w).zip(dlast.chunks_exact(w)) {
-            for (x, y) in s[(t - 1) * w..].iter_mut().zip(dl) {
-                *x += y;
-            }
-        }
-        vec![
-            Some(dstates),
-            Some(gram(&tape.last, w, &dq, w)),
-            Some(column_sums(&dq, w)),
-            Some(half(&dwkv, 0)),
-            Some(dbkv[..w].to_vec()),
-            Some(half(&dwkv, 1)),
-            Some(dbkv[w..].to_vec()),
-        ]
     }
 }
 
@@ -419,7 +358,10 @@ mod tests {
             assert_eq!(fused.len(), 8);
             // The floor is a part of the largest gradient: the key bias's gradient is zero but
             // for rounding (a shift of all scores alike does not change the softmax).
-            let largest = reference.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+            let largest = reference
+                .iter()
+                .flatten()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
             for (i, (a, r)) in fused.iter().zip(&reference).enumerate() {
                 assert_eq!(a.len(), r.len());
                 let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);

@@ -15,29 +15,16 @@
 //! activation, the quiet softmax, missing biases), take Burn's own forward, which is also the
 //! reference the fused layer is tested against (outputs and every gradient).
 
-use std::any::TypeId;
-use std::sync::Arc;
-
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use burn::nn::activation::Activation;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderLayer};
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use rayon::prelude::*;
 
 use super::host::{
-    View, affine, cast, chunk_rows, column_sums, exp, flex, float, gelu, gelu_backward, gram, host,
-    matmul, multiversion, slice, times_transposed,
+    self, HostOp, View, affine, chunk_rows, column_sums, exp, float, gelu, gelu_backward, gram,
+    matmul, multiversion, times_transposed,
 };
-
-type Ad = Autodiff<Flex>;
-type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
 
 /// The layer norms' ε: the default of Burn's `TransformerEncoderConfig`, which the forecaster
 /// builds its encoder with (a test checks that they agree).
@@ -69,30 +56,6 @@ pub struct Dims {
 impl Dims {
     fn rows(&self) -> usize {
         self.batch * self.steps
-    }
-
-    /// The shapes of the operation's inputs, in parent order (see [`Param`]).
-    fn shapes(&self) -> [Vec<usize>; PARENTS] {
-        let (w, f) = (self.width, self.ff);
-        [
-            vec![self.batch, self.steps, w],
-            vec![w, w],
-            vec![w],
-            vec![w, w],
-            vec![w],
-            vec![w, w],
-            vec![w],
-            vec![w, w],
-            vec![w],
-            vec![w],
-            vec![w],
-            vec![w, f],
-            vec![f],
-            vec![f, w],
-            vec![w],
-            vec![w],
-            vec![w],
-        ]
     }
 }
 
@@ -153,10 +116,6 @@ fn parameters<B: Backend>(
 
 /// The fused layer, when the backend and the layer have it.
 fn fused<B: Backend>(layer: &TransformerEncoderLayer<B>, x: Tensor<B, 3>) -> Option<Tensor<B, 3>> {
-    let backend = TypeId::of::<B>();
-    if backend != TypeId::of::<Flex>() && backend != TypeId::of::<Ad>() {
-        return None;
-    }
     let [batch, steps, width] = x.dims();
     let [inner_in, ff] = layer.pwff.linear_inner.weight.dims();
     let heads = layer.mha.n_heads;
@@ -170,80 +129,185 @@ fn fused<B: Backend>(layer: &TransformerEncoderLayer<B>, x: Tensor<B, 3>) -> Opt
         heads,
         ff,
     };
-    let mut parents = vec![float(x)];
-    parents.extend(parameters(layer)?);
-    let sizes_agree = |p: &[usize]| {
-        p.iter()
-            .zip(d.shapes())
-            .all(|(&n, s)| n == s.iter().product::<usize>())
-    };
-    if backend == TypeId::of::<Flex>() {
-        let parents: Vec<FlexTensor> = cast(parents)?;
-        let params = parents.into_iter().map(host).collect::<Option<Vec<_>>>()?;
-        if !sizes_agree(&params.iter().map(|p| slice(p).len()).collect::<Vec<_>>()) {
-            return None;
-        }
-        let (out, _) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
-        let out = flex(out, vec![batch, steps, width]);
-        cast(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(
-            out,
-        )))
-    } else {
-        let parents: Vec<AdFloat> = cast(parents)?;
-        let params = parents
-            .iter()
-            .map(|p| host(p.primitive.clone()))
-            .collect::<Option<Vec<_>>>()?;
-        if !sizes_agree(&params.iter().map(|p| slice(p).len()).collect::<Vec<_>>()) {
-            return None;
-        }
-        let (out, tape) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
-        let out = flex(out, vec![batch, steps, width]);
-        let state = State {
-            d,
-            params,
-            tape: Arc::new(tape),
-        };
-        let nodes = std::array::from_fn(|i| parents[i].node.clone());
-        let out = match FusedLayer
-            .prepare::<NoCheckpointing>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        };
-        cast(Tensor::<Ad, 3>::from_primitive(TensorPrimitive::Float(out)))
+    let mut inputs = vec![float(x)];
+    inputs.extend(parameters(layer)?);
+    host::run::<B, Dims, PARENTS, 3>(d, inputs)
+}
+
+impl HostOp for Dims {
+    type Tape = Tape;
+
+    /// In parent order (see [`Param`]).
+    fn input_shapes(&self) -> Vec<Vec<usize>> {
+        let (w, f) = (self.width, self.ff);
+        vec![
+            vec![self.batch, self.steps, w],
+            vec![w, w],
+            vec![w],
+            vec![w, w],
+            vec![w],
+            vec![w, w],
+            vec![w],
+            vec![w, w],
+            vec![w],
+            vec![w],
+            vec![w],
+            vec![w, f],
+            vec![f],
+            vec![f, w],
+            vec![w],
+            vec![w],
+            vec![w],
+        ]
     }
-}
 
-/// What the backward step needs: the inputs and the forward pass's intermediates.
-#[derive(Clone, Debug)]
-struct State {
-    d: Dims,
-    params: Vec<FlexTensor>,
-    tape: Arc<Tape>,
-}
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.batch, self.steps, self.width]
+    }
 
-/// The autodiff node of a fused encoder layer.
-#[derive(Debug)]
-struct FusedLayer;
-
-impl Backward<Flex, PARENTS> for FusedLayer {
-    type State = State;
-
-    fn backward(self, ops: Ops<State, PARENTS>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dout = grads.consume::<Flex>(&ops.node);
-        let dout = host(dout).expect("the output gradient of an f32 layer is f32");
-        let state = &ops.state;
-        let params: Vec<&[f32]> = state.params.iter().map(slice).collect();
-        let want_x = ops.parents[Param::X as usize].is_some();
-        let out = backward_host(state.d, &params, &state.tape, slice(&dout), want_x);
-        for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(state.d.shapes()) {
-            if let (Some(node), Some(grad)) = (parent, grad) {
-                grads.register::<Flex>(node.id, flex(grad, shape));
-            }
+    /// The layer's forward pass on host buffers (`p` in parent order): the output
+    /// `[batch, steps, width]` and the tape.
+    fn forward(&self, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+        use Param::*;
+        let d = *self;
+        let (n, w) = (d.rows(), d.width);
+        let wqkv: Vec<f32> = (0..w)
+            .flat_map(|r| {
+                [p[Wq as usize], p[Wk as usize], p[Wv as usize]]
+                    .into_iter()
+                    .flat_map(move |m| m[r * w..(r + 1) * w].iter().copied())
+            })
+            .collect();
+        let bqkv = [p[Bq as usize], p[Bk as usize], p[Bv as usize]].concat();
+        let qkv = affine(p[X as usize], n, &wqkv, &bqkv);
+        let (attn, context) = attention(d, &qkv);
+        let mut r1 = affine(&context, n, p[Wo as usize], p[Bo as usize]);
+        for (r, x) in r1.iter_mut().zip(p[X as usize]) {
+            *r += x;
         }
+        let (mut xhat1, mut rstd1, mut y1) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
+        layer_norm(
+            &r1,
+            p[Gamma1 as usize],
+            p[Beta1 as usize],
+            &mut xhat1,
+            &mut rstd1,
+            &mut y1,
+        );
+        let u = affine(&y1, n, p[W1 as usize], p[B1 as usize]);
+        let mut g = vec![0.0; u.len()];
+        gelu(&u, &mut g);
+        let mut r2 = affine(&g, n, p[W2 as usize], p[B2 as usize]);
+        for (r, y) in r2.iter_mut().zip(&y1) {
+            *r += y;
+        }
+        let (mut xhat2, mut rstd2, mut out) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
+        layer_norm(
+            &r2,
+            p[Gamma2 as usize],
+            p[Beta2 as usize],
+            &mut xhat2,
+            &mut rstd2,
+            &mut out,
+        );
+        let tape = Tape {
+            wqkv,
+            qkv,
+            attn,
+            context,
+            xhat1,
+            rstd1,
+            y1,
+            u,
+            g,
+            xhat2,
+            rstd2,
+        };
+        (out, tape)
+    }
+
+    /// The gradients of the layer's inputs in parent order, from the output gradient `dout`; the
+    /// input's only when wanted.
+    fn backward(
+        &self,
+        p: &[&[f32]],
+        tape: &Tape,
+        dout: &[f32],
+        want: &[bool],
+    ) -> Vec<Option<Vec<f32>>> {
+        use Param::*;
+        let d = *self;
+        let (n, w, f) = (d.rows(), d.width, d.ff);
+        // Second layer norm; its input was y1 + the feed-forward output.
+        let (mut dr2, mut dgamma2, mut dbeta2) = (vec![0.0; n * w], vec![0.0; w], vec![0.0; w]);
+        layer_norm_backward(
+            dout,
+            &tape.xhat2,
+            &tape.rstd2,
+            p[Gamma2 as usize],
+            &mut dr2,
+            &mut dgamma2,
+            &mut dbeta2,
+        );
+        // Feed-forward block.
+        let dw2 = gram(&tape.g, f, &dr2, w);
+        let db2 = column_sums(&dr2, w);
+        let mut du = vec![0.0; n * f];
+        times_transposed(&mut du, false, &dr2, w, p[W2 as usize]);
+        gelu_backward(&tape.u, &mut du);
+        let dw1 = gram(&tape.y1, w, &du, f);
+        let db1 = column_sums(&du, f);
+        let mut dy1 = dr2;
+        times_transposed(&mut dy1, true, &du, f, p[W1 as usize]);
+        // First layer norm; its input was x + the attention output.
+        let (mut dr1, mut dgamma1, mut dbeta1) = (vec![0.0; n * w], vec![0.0; w], vec![0.0; w]);
+        layer_norm_backward(
+            &dy1,
+            &tape.xhat1,
+            &tape.rstd1,
+            p[Gamma1 as usize],
+            &mut dr1,
+            &mut dgamma1,
+            &mut dbeta1,
+        );
+        // Output projection.
+        let dwo = gram(&tape.context, w, &dr1, w);
+        let dbo = column_sums(&dr1, w);
+        let mut dcontext = vec![0.0; n * w];
+        times_transposed(&mut dcontext, false, &dr1, w, p[Wo as usize]);
+        // Attention, then the query, key and value projections.
+        let dqkv = attention_backward(d, tape, &dcontext);
+        let dwqkv = gram(p[X as usize], w, &dqkv, 3 * w);
+        let dbqkv = column_sums(&dqkv, 3 * w);
+        let part = |m: &[f32], k: usize| -> Vec<f32> {
+            m.chunks_exact(3 * w)
+                .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
+                .collect()
+        };
+        let dx = want[X as usize].then(|| {
+            let mut dx = dr1;
+            times_transposed(&mut dx, true, &dqkv, 3 * w, &tape.wqkv);
+            dx
+        });
+        vec![
+            dx,
+            Some(part(&dwqkv, 0)),
+            Some(dbqkv[..w].to_vec()),
+            Some(part(&dwqkv, 1)),
+            Some(dbqkv[w..2 * w].to_vec()),
+            Some(part(&dwqkv, 2)),
+            Some(dbqkv[2 * w..].to_vec()),
+            Some(dwo),
+            Some(dbo),
+            Some(dgamma1),
+            Some(dbeta1),
+            Some(dw1),
+            Some(db1),
+            Some(dw2),
+            Some(db2),
+            Some(dgamma2),
+            Some(dbeta2),
+        ]
     }
 }
 
@@ -268,66 +332,6 @@ pub struct Tape {
     /// Second layer norm: normalised input and 1/σ per row.
     xhat2: Vec<f32>,
     rstd2: Vec<f32>,
-}
-
-/// The layer's forward pass on host buffers (`p` in parent order): the output
-/// `[batch, steps, width]` and the tape.
-pub fn forward_host(d: Dims, p: &[&[f32]]) -> (Vec<f32>, Tape) {
-    use Param::*;
-    let (n, w) = (d.rows(), d.width);
-    let wqkv: Vec<f32> = (0..w)
-        .flat_map(|r| {
-            [p[Wq as usize], p[Wk as usize], p[Wv as usize]]
-                .into_iter()
-                .flat_map(move |m| m[r * w..(r + 1) * w].iter().copied())
-        })
-        .collect();
-    let bqkv = [p[Bq as usize], p[Bk as usize], p[Bv as usize]].concat();
-    let qkv = affine(p[X as usize], n, &wqkv, &bqkv);
-    let (attn, context) = attention(d, &qkv);
-    let mut r1 = affine(&context, n, p[Wo as usize], p[Bo as usize]);
-    for (r, x) in r1.iter_mut().zip(p[X as usize]) {
-        *r += x;
-    }
-    let (mut xhat1, mut rstd1, mut y1) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
-    layer_norm(
-        &r1,
-        p[Gamma1 as usize],
-        p[Beta1 as usize],
-        &mut xhat1,
-        &mut rstd1,
-        &mut y1,
-    );
-    let u = affine(&y1, n, p[W1 as usize], p[B1 as usize]);
-    let mut g = vec![0.0; u.len()];
-    gelu(&u, &mut g);
-    let mut r2 = affine(&g, n, p[W2 as usize], p[B2 as usize]);
-    for (r, y) in r2.iter_mut().zip(&y1) {
-        *r += y;
-    }
-    let (mut xhat2, mut rstd2, mut out) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
-    layer_norm(
-        &r2,
-        p[Gamma2 as usize],
-        p[Beta2 as usize],
-        &mut xhat2,
-        &mut rstd2,
-        &mut out,
-    );
-    let tape = Tape {
-        wqkv,
-        qkv,
-        attn,
-        context,
-        xhat1,
-        rstd1,
-        y1,
-        u,
-        g,
-        xhat2,
-        rstd2,
-    };
-    (out, tape)
 }
 
 /// Self-attention of every sequence and head: the attention weights
@@ -374,89 +378,6 @@ fn attention(d: Dims, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
             }
         });
     (attn, context)
-}
-
-/// The gradients of the layer's inputs in parent order, from the output gradient `dout`; the
-/// input's only with `want_x`.
-pub fn backward_host(
-    d: Dims,
-    p: &[&[f32]],
-    tape: &Tape,
-    dout: &[f32],
-    want_x: bool,
-) -> Vec<Option<Vec<f32>>> {
-    use Param::*;
-    let (n, w, f) = (d.rows(), d.width, d.ff);
-    // Second layer norm; its input was y1 + the feed-forward output.
-    let (mut dr2, mut dgamma2, mut dbeta2) = (vec![0.0; n * w], vec![0.0; w], vec![0.0; w]);
-    layer_norm_backward(
-        dout,
-        &tape.xhat2,
-        &tape.rstd2,
-        p[Gamma2 as usize],
-        &mut dr2,
-        &mut dgamma2,
-        &mut dbeta2,
-    );
-    // Feed-forward block.
-    let dw2 = gram(&tape.g, f, &dr2, w);
-    let db2 = column_sums(&dr2, w);
-    let mut du = vec![0.0; n * f];
-    times_transposed(&mut du, false, &dr2, w, p[W2 as usize]);
-    gelu_backward(&tape.u, &mut du);
-    let dw1 = gram(&tape.y1, w, &du, f);
-    let db1 = column_sums(&du, f);
-    let mut dy1 = dr2;
-    times_transposed(&mut dy1, true, &du, f, p[W1 as usize]);
-    // First layer norm; its input was x + the attention output.
-    let (mut dr1, mut dgamma1, mut dbeta1) = (vec![0.0; n * w], vec![0.0; w], vec![0.0; w]);
-    layer_norm_backward(
-        &dy1,
-        &tape.xhat1,
-        &tape.rstd1,
-        p[Gamma1 as usize],
-        &mut dr1,
-        &mut dgamma1,
-        &mut dbeta1,
-    );
-    // Output projection.
-    let dwo = gram(&tape.context, w, &dr1, w);
-    let dbo = column_sums(&dr1, w);
-    let mut dcontext = vec![0.0; n * w];
-    times_transposed(&mut dcontext, false, &dr1, w, p[Wo as usize]);
-    // Attention, then the query, key and value projections.
-    let dqkv = attention_backward(d, tape, &dcontext);
-    let dwqkv = gram(p[X as usize], w, &dqkv, 3 * w);
-    let dbqkv = column_sums(&dqkv, 3 * w);
-    let part = |m: &[f32], k: usize| -> Vec<f32> {
-        m.chunks_exact(3 * w)
-            .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
-            .collect()
-    };
-    let dx = want_x.then(|| {
-        let mut dx = dr1;
-        times_transposed(&mut dx, true, &dqkv, 3 * w, &tape.wqkv);
-        dx
-    });
-    vec![
-        dx,
-        Some(part(&dwqkv, 0)),
-        Some(dbqkv[..w].to_vec()),
-        Some(part(&dwqkv, 1)),
-        Some(dbqkv[w..2 * w].to_vec()),
-        Some(part(&dwqkv, 2)),
-        Some(dbqkv[2 * w..].to_vec()),
-        Some(dwo),
-        Some(dbo),
-        Some(dgamma1),
-        Some(dbeta1),
-        Some(dw1),
-        Some(db1),
-        Some(dw2),
-        Some(db2),
-        Some(dgamma2),
-        Some(dbeta2),
-    ]
 }
 
 /// The gradient of the queries, keys and values `[rows, 3·width]` from that of the heads'
@@ -628,6 +549,7 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::{Autodiff, Flex};
     use burn::module::{ModuleMapper, ModuleVisitor, Param};
     use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
     use rand::{Rng, SeedableRng};
@@ -774,7 +696,7 @@ mod tests {
         let x = || Tensor::<Flex, 3>::ones([2, 3, 4], &Default::default());
         let enc = encoder::<Flex>(d, 1, 0);
         assert!(fused(&enc.layers[0], x()).is_some());
-        let ad = encoder::<Ad>(d, 1, 0);
+        let ad = encoder::<Autodiff<Flex>>(d, 1, 0);
         assert!(fused(&ad.layers[0], Tensor::ones([2, 3, 4], &Default::default())).is_some());
         let mut other = TransformerEncoderConfig::new(4, 8, 2, 1)
             .with_dropout(0.0)

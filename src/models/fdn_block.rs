@@ -12,28 +12,14 @@
 //! them unchanged. Other backends get `None` and the FDN runs its tensor-operation form, which
 //! the tests compare this with.
 
-use std::any::TypeId;
-use std::sync::Arc;
-
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
-
-use super::fdn::Block;
 use rayon::prelude::*;
 
+use super::fdn::Block;
 use super::host::{
-    View, affine_into, cast, chunk_rows, column_sums, flex, float, gelu, gelu_backward, gram, host,
-    matmul, slice, times_transposed, transposed,
+    self, HostOp, View, affine_into, chunk_rows, column_sums, float, gelu, gelu_backward, gram,
+    matmul, times_transposed, transposed,
 };
-
-type Ad = Autodiff<Flex>;
-type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
 
 /// Parents of the operation: the features, the 1×1 convolution's weight and bias, the
 /// temporal convolution's weight and bias (Burn's `Conv1d` layouts: `[out, in, kernel]`).
@@ -56,26 +42,11 @@ impl Dims {
     fn rows(&self) -> usize {
         self.series * self.steps
     }
-
-    fn shapes(&self) -> [Vec<usize>; PARENTS] {
-        let c = self.channels;
-        [
-            vec![self.series, self.steps, c],
-            vec![c, c, 1],
-            vec![c],
-            vec![c, c, self.kernel],
-            vec![c],
-        ]
-    }
 }
 
 /// The fused block, when the backend and the block have it: `h` `[series, steps, channels]`
 /// → `gelu(temporal(pointwise(h))) + h`.
 pub fn forward<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Option<Tensor<B, 3>> {
-    let backend = TypeId::of::<B>();
-    if backend != TypeId::of::<Flex>() && backend != TypeId::of::<Ad>() {
-        return None;
-    }
     let [series, steps, channels] = h.dims();
     let [c_out, c_in, one] = block.pointwise.weight.dims();
     let [t_out, t_in, kernel] = block.temporal.weight.dims();
@@ -90,75 +61,144 @@ pub fn forward<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Option<Tensor<B
         channels,
         kernel,
     };
-    let parents = vec![
+    let inputs = vec![
         float(h),
         float(block.pointwise.weight.val()),
         float(block.pointwise.bias.as_ref()?.val()),
         float(block.temporal.weight.val()),
         float(block.temporal.bias.as_ref()?.val()),
     ];
-    let shape = vec![series, steps, channels];
-    if backend == TypeId::of::<Flex>() {
-        let parents: Vec<FlexTensor> = cast(parents)?;
-        let params = parents.into_iter().map(host).collect::<Option<Vec<_>>>()?;
-        let (out, _) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
-        let out = flex(out, shape);
-        cast(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(
-            out,
-        )))
-    } else {
-        let parents: Vec<AdFloat> = cast(parents)?;
-        let params = parents
-            .iter()
-            .map(|p| host(p.primitive.clone()))
-            .collect::<Option<Vec<_>>>()?;
-        let (out, tape) = forward_host(d, &params.iter().map(slice).collect::<Vec<_>>());
-        let out = flex(out, shape);
-        let state = State {
-            d,
-            params,
-            tape: Arc::new(tape),
-        };
-        let nodes = std::array::from_fn(|i| parents[i].node.clone());
-        let out = match FusedBlock
-            .prepare::<NoCheckpointing>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        };
-        cast(Tensor::<Ad, 3>::from_primitive(TensorPrimitive::Float(out)))
+    host::run::<B, Dims, PARENTS, 3>(d, inputs)
+}
+
+impl HostOp for Dims {
+    type Tape = Tape;
+
+    fn input_shapes(&self) -> Vec<Vec<usize>> {
+        let c = self.channels;
+        vec![
+            vec![self.series, self.steps, c],
+            vec![c, c, 1],
+            vec![c],
+            vec![c, c, self.kernel],
+            vec![c],
+        ]
     }
-}
 
-/// What the backward step needs.
-#[derive(Clone, Debug)]
-struct State {
-    d: Dims,
-    params: Vec<FlexTensor>,
-    tape: Arc<Tape>,
-}
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.series, self.steps, self.channels]
+    }
 
-/// The autodiff node of a fused block.
-#[derive(Debug)]
-struct FusedBlock;
+    /// The block's forward pass on host buffers (`p`: features, then the parameters): the output
+    /// `[series, steps, channels]` and the tape. The series are split over the thread pool (they
+    /// are independent), each chunk running every product and pass on its own.
+    fn forward(&self, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+        let d = *self;
+        let c = d.channels;
+        let (pointwise, temporal) = (transposed(p[1], c, c), kernel_matrix(p[3], d));
+        let len = d.rows() * c;
+        let (mut z, mut y, mut out) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
+        let per = chunk_rows(d.series) * d.steps * c;
+        z.par_chunks_mut(per)
+            .zip(y.par_chunks_mut(per))
+            .zip(out.par_chunks_mut(per))
+            .zip(p[0].par_chunks(per))
+            .for_each(|(((z, y), out), h)| {
+                let local = Dims {
+                    series: z.len() / (d.steps * c),
+                    ..d
+                };
+                affine_into(z, h, &pointwise, p[2]);
+                affine_into(y, &shifted_copies(z, local), &temporal, p[4]);
+                gelu(y, out);
+                for (o, h) in out.iter_mut().zip(h) {
+                    *o += h;
+                }
+            });
+        (out, Tape { z, y })
+    }
 
-impl Backward<Flex, PARENTS> for FusedBlock {
-    type State = State;
-
-    fn backward(self, ops: Ops<State, PARENTS>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let dout = grads.consume::<Flex>(&ops.node);
-        let dout = host(dout).expect("the output gradient of an f32 block is f32");
-        let state = &ops.state;
-        let params: Vec<&[f32]> = state.params.iter().map(slice).collect();
-        let want_h = ops.parents[0].is_some();
-        let out = backward_host(state.d, &params, &state.tape, slice(&dout), want_h);
-        for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(state.d.shapes()) {
-            if let (Some(node), Some(grad)) = (parent, grad) {
-                grads.register::<Flex>(node.id, flex(grad, shape));
+    /// The gradients of the block's inputs in parent order, from the output gradient `dout`; the
+    /// features' only when wanted. Split over the series like the forward pass; the chunks'
+    /// parameter gradients are summed.
+    fn backward(
+        &self,
+        p: &[&[f32]],
+        tape: &Tape,
+        dout: &[f32],
+        want: &[bool],
+    ) -> Vec<Option<Vec<f32>>> {
+        let d = *self;
+        let (c, k) = (d.channels, d.kernel);
+        let temporal = kernel_matrix(p[3], d);
+        let per = chunk_rows(d.series) * d.steps * c;
+        // The residual passes `dout` on; the chunks add the convolutions' part.
+        let mut dh = dout.to_vec();
+        let partials: Vec<[Vec<f32>; 4]> = dh
+            .par_chunks_mut(per)
+            .zip(dout.par_chunks(per))
+            .zip(tape.y.par_chunks(per))
+            .zip(tape.z.par_chunks(per))
+            .zip(p[0].par_chunks(per))
+            .map(|((((dh, dout), y), z), h)| {
+                let local = Dims {
+                    series: dh.len() / (d.steps * c),
+                    ..d
+                };
+                let n = local.rows();
+                let mut dy = dout.to_vec();
+                gelu_backward(y, &mut dy);
+                // The temporal kernel's gradient as the matrix `[k·in, out]`.
+                let dtemporal = gram(&shifted_copies(z, local), k * c, &dy, c);
+                let mut dcols = vec![0.0; n * k * c];
+                times_transposed(&mut dcols, false, &dy, c, &temporal);
+                let dz = unshift(&dcols, local);
+                // The 1×1 weight's gradient as `hᵀ·dz`, `[in, out]`.
+                let dpointwise = gram(h, c, &dz, c);
+                matmul(
+                    dh,
+                    View::row_major(n, c),
+                    true,
+                    &dz,
+                    View::row_major(n, c),
+                    p[1],
+                    View::row_major(c, c),
+                );
+                [
+                    dpointwise,
+                    column_sums(&dz, c),
+                    dtemporal,
+                    column_sums(&dy, c),
+                ]
+            })
+            .collect();
+        let [dpointwise, dpb, dtemporal, dtb] = partials
+            .into_iter()
+            .reduce(|mut a, b| {
+                for (a, b) in a.iter_mut().zip(&b) {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                }
+                a
+            })
+            .expect("at least one chunk");
+        // Back to Burn's layouts: `[out, in, 1]` and `[out, in, k]`.
+        let mut dkernel = vec![0.0; dtemporal.len()];
+        for o in 0..c {
+            for i in 0..c {
+                for j in 0..k {
+                    dkernel[(o * c + i) * k + j] = dtemporal[(j * c + i) * c + o];
+                }
             }
         }
+        vec![
+            want[0].then_some(dh),
+            Some(transposed(&dpointwise, c, c)),
+            Some(dpb),
+            Some(dkernel),
+            Some(dtb),
+        ]
     }
 }
 
@@ -232,119 +272,10 @@ fn unshift(cols: &[f32], d: Dims) -> Vec<f32> {
     z
 }
 
-/// The block's forward pass on host buffers (`p`: features, then the parameters): the output
-/// `[series, steps, channels]` and the tape. The series are split over the thread pool (they
-/// are independent), each chunk running every product and pass on its own.
-pub fn forward_host(d: Dims, p: &[&[f32]]) -> (Vec<f32>, Tape) {
-    let c = d.channels;
-    let (pointwise, temporal) = (transposed(p[1], c, c), kernel_matrix(p[3], d));
-    let len = d.rows() * c;
-    let (mut z, mut y, mut out) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
-    let per = chunk_rows(d.series) * d.steps * c;
-    z.par_chunks_mut(per)
-        .zip(y.par_chunks_mut(per))
-        .zip(out.par_chunks_mut(per))
-        .zip(p[0].par_chunks(per))
-        .for_each(|(((z, y), out), h)| {
-            let local = Dims {
-                series: z.len() / (d.steps * c),
-                ..d
-            };
-            affine_into(z, h, &pointwise, p[2]);
-            affine_into(y, &shifted_copies(z, local), &temporal, p[4]);
-            gelu(y, out);
-            for (o, h) in out.iter_mut().zip(h) {
-                *o += h;
-            }
-        });
-    (out, Tape { z, y })
-}
-
-/// The gradients of the block's inputs in parent order, from the output gradient `dout`; the
-/// features' only with `want_h`. Split over the series like [`forward_host`]; the chunks'
-/// parameter gradients are summed.
-pub fn backward_host(
-    d: Dims,
-    p: &[&[f32]],
-    tape: &Tape,
-    dout: &[f32],
-    want_h: bool,
-) -> Vec<Option<Vec<f32>>> {
-    let (c, k) = (d.channels, d.kernel);
-    let temporal = kernel_matrix(p[3], d);
-    let per = chunk_rows(d.series) * d.steps * c;
-    // The residual passes `dout` on; the chunks add the convolutions' part.
-    let mut dh = dout.to_vec();
-    let partials: Vec<[Vec<f32>; 4]> = dh
-        .par_chunks_mut(per)
-        .zip(dout.par_chunks(per))
-        .zip(tape.y.par_chunks(per))
-        .zip(tape.z.par_chunks(per))
-        .zip(p[0].par_chunks(per))
-        .map(|((((dh, dout), y), z), h)| {
-            let local = Dims {
-                series: dh.len() / (d.steps * c),
-                ..d
-            };
-            let n = local.rows();
-            let mut dy = dout.to_vec();
-            gelu_backward(y, &mut dy);
-            // The temporal kernel's gradient as the matrix `[k·in, out]`.
-            let dtemporal = gram(&shifted_copies(z, local), k * c, &dy, c);
-            let mut dcols = vec![0.0; n * k * c];
-            times_transposed(&mut dcols, false, &dy, c, &temporal);
-            let dz = unshift(&dcols, local);
-            // The 1×1 weight's gradient as `hᵀ·dz`, `[in, out]`.
-            let dpointwise = gram(h, c, &dz, c);
-            matmul(
-                dh,
-                View::row_major(n, c),
-                true,
-                &dz,
-                View::row_major(n, c),
-                p[1],
-                View::row_major(c, c),
-            );
-            [
-                dpointwise,
-                column_sums(&dz, c),
-                dtemporal,
-                column_sums(&dy, c),
-            ]
-        })
-        .collect();
-    let [dpointwise, dpb, dtemporal, dtb] = partials
-        .into_iter()
-        .reduce(|mut a, b| {
-            for (a, b) in a.iter_mut().zip(&b) {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-            }
-            a
-        })
-        .expect("at least one chunk");
-    // Back to Burn's layouts: `[out, in, 1]` and `[out, in, k]`.
-    let mut dkernel = vec![0.0; dtemporal.len()];
-    for o in 0..c {
-        for i in 0..c {
-            for j in 0..k {
-                dkernel[(o * c + i) * k + j] = dtemporal[(j * c + i) * c + o];
-            }
-        }
-    }
-    vec![
-        want_h.then_some(dh),
-        Some(transposed(&dpointwise, c, c)),
-        Some(dpb),
-        Some(dkernel),
-        Some(dtb),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::{Autodiff, Flex};
     use burn::module::{ModuleMapper, Param};
     use burn::nn::conv::Conv1dConfig;
     use burn::nn::{Gelu, PaddingConfig1d};

@@ -1,14 +1,22 @@
 //! Shared plumbing of the fused CPU operations (the recurrent layers in [`super::cells`], the
-//! transformer encoder layer in [`super::encoder`], the FDN block in [`super::fdn_block`]): strided
-//! matrix products through the `gemm` crate, a vectorisable `exp`, functions compiled for
-//! several x86-64 levels and chosen at run time, and the conversions between Burn tensors of
-//! the CPU backend and plain `f32` slices.
+//! transformer encoder layer in [`super::encoder`], the FDN block in [`super::fdn_block`], the
+//! recurrent forecasters' attention head in [`super::attention`]): [`HostOp`] and [`run`], which
+//! make a forward and a hand-written backward pass on `f32` slices one Burn operation on the CPU
+//! backend; strided matrix products through the `gemm` crate; a vectorisable `exp`, `erf` and
+//! GELU; functions compiled for several x86-64 levels and chosen at run time.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use burn::tensor::DType;
+use burn::tensor::{DType, TensorPrimitive};
 
 /// `value` as a `T` when `A` is `T`; the way the fused operations specialise on the backend type.
 pub(crate) fn cast<A: 'static, T: 'static>(value: A) -> Option<T> {
@@ -44,6 +52,137 @@ pub(crate) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 /// A tensor's float primitive.
 pub(crate) fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive {
     t.into_primitive().tensor()
+}
+
+/// A fused operation on host buffers: the forward pass, keeping what the backward pass needs,
+/// and the backward pass written out by hand. [`run`] makes it one Burn operation.
+pub(crate) trait HostOp: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// What the forward pass keeps for the backward pass.
+    type Tape: std::fmt::Debug + Send + Sync + 'static;
+
+    /// The inputs' shapes, in order.
+    fn input_shapes(&self) -> Vec<Vec<usize>>;
+
+    /// The output's shape.
+    fn output_shape(&self) -> Vec<usize>;
+
+    /// The output (row-major) and the tape.
+    fn forward(&self, inputs: &[&[f32]]) -> (Vec<f32>, Self::Tape);
+
+    /// The inputs' gradients from the output's, in input order; `None` is allowed where `want`
+    /// is false.
+    fn backward(
+        &self,
+        inputs: &[&[f32]],
+        tape: &Self::Tape,
+        dout: &[f32],
+        want: &[bool],
+    ) -> Vec<Option<Vec<f32>>>;
+}
+
+type Ad = Autodiff<Flex>;
+type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
+
+/// Runs `op` on `N` float inputs as one operation of the CPU backend: on `Flex` the forward
+/// pass alone; on `Autodiff<Flex>` also one node on the tape whose backward step is the op's.
+/// `None` on other backends, for inputs that are not `f32` or not of the op's sizes — the
+/// caller then runs its tensor-operation form.
+pub(crate) fn run<B: Backend, Op: HostOp, const N: usize, const D: usize>(
+    op: Op,
+    inputs: Vec<B::FloatTensorPrimitive>,
+) -> Option<Tensor<B, D>> {
+    let backend = TypeId::of::<B>();
+    let shapes = op.input_shapes();
+    let fits = |values: &[FlexTensor]| {
+        values.len() == N
+            && shapes.len() == N
+            && values
+                .iter()
+                .zip(&shapes)
+                .all(|(v, s)| slice(v).len() == s.iter().product::<usize>())
+    };
+    if backend == TypeId::of::<Flex>() {
+        let inputs: Vec<FlexTensor> = cast(inputs)?;
+        let values = inputs.into_iter().map(host).collect::<Option<Vec<_>>>()?;
+        if !fits(&values) {
+            return None;
+        }
+        let (out, _) = op.forward(&values.iter().map(slice).collect::<Vec<_>>());
+        let out = flex(out, op.output_shape());
+        cast(Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(
+            out,
+        )))
+    } else if backend == TypeId::of::<Ad>() {
+        let inputs: Vec<AdFloat> = cast(inputs)?;
+        let values = inputs
+            .iter()
+            .map(|p| host(p.primitive.clone()))
+            .collect::<Option<Vec<_>>>()?;
+        if !fits(&values) {
+            return None;
+        }
+        let (out, tape) = op.forward(&values.iter().map(slice).collect::<Vec<_>>());
+        let out = flex(out, op.output_shape());
+        let nodes: [_; N] = std::array::from_fn(|i| inputs[i].node.clone());
+        let state = State {
+            op,
+            values,
+            tape: Arc::new(tape),
+        };
+        let out = match Node::<Op>(PhantomData)
+            .prepare::<NoCheckpointing>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        cast(Tensor::<Ad, D>::from_primitive(TensorPrimitive::Float(out)))
+    } else {
+        None
+    }
+}
+
+/// What a fused node's backward step needs: the op, its inputs and its tape.
+#[derive(Debug)]
+struct State<Op: HostOp> {
+    op: Op,
+    values: Vec<FlexTensor>,
+    tape: Arc<Op::Tape>,
+}
+
+// By hand: the derive would ask the tape to be `Clone`, which the `Arc` makes unnecessary.
+impl<Op: HostOp> Clone for State<Op> {
+    fn clone(&self) -> Self {
+        Self {
+            op: self.op.clone(),
+            values: self.values.clone(),
+            tape: Arc::clone(&self.tape),
+        }
+    }
+}
+
+/// The autodiff node of a fused operation.
+#[derive(Debug)]
+struct Node<Op>(PhantomData<Op>);
+
+impl<Op: HostOp, const N: usize> Backward<Flex, N> for Node<Op> {
+    type State = State<Op>;
+
+    fn backward(self, ops: Ops<State<Op>, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<Flex>(&ops.node);
+        let dout = host(dout).expect("the output gradient of an f32 operation is f32");
+        let state = &ops.state;
+        let want: Vec<bool> = ops.parents.iter().map(Option::is_some).collect();
+        let values: Vec<&[f32]> = state.values.iter().map(slice).collect();
+        let out = state.op.backward(&values, &state.tape, slice(&dout), &want);
+        let shapes = state.op.input_shapes();
+        for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(shapes) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<Flex>(node.id, flex(grad, shape));
+            }
+        }
+    }
 }
 
 /// A strided matrix view: element `(r, c)` sits at `r·rs + c·cs` of its slice.
