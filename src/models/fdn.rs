@@ -161,9 +161,10 @@ impl<B: Backend> Fdn<B> {
     ///
     /// The convolutions run as matrix products on channels-last features `[series, steps,
     /// channels]`: a kernel-1 convolution is one product over channels, a kernel-k one is one
-    /// product over the k shifted copies side by side. Same parameters and the same function as
-    /// [`Self::forward_reference`], several times faster on the CPU backend, whose direct
-    /// convolution walks strided views element by element.
+    /// product over the k shifted copies side by side; on the CPU backend each residual block
+    /// is one fused operation doing the same on host buffers (`fdn_block`). Same parameters and
+    /// the same function as [`Self::forward_reference`], several times faster on the CPU
+    /// backend, whose direct convolution walks strided views element by element.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, lookback, vars] = x.dims();
         // Channel independence: every variable becomes its own one-channel series.
