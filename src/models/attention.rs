@@ -178,6 +178,7 @@ mod fused {
         fn backward(
             &self,
             p: &[&[f32]],
+            _: &[f32],
             tape: &Tape,
             dout: &[f32],
             _: &[bool],

@@ -124,6 +124,7 @@ impl HostOp for Dims {
     fn backward(
         &self,
         p: &[&[f32]],
+        _: &[f32],
         tape: &Tape,
         dout: &[f32],
         want: &[bool],

@@ -69,11 +69,12 @@ pub(crate) trait HostOp: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The output (row-major) and the tape.
     fn forward(&self, inputs: &[&[f32]]) -> (Vec<f32>, Self::Tape);
 
-    /// The inputs' gradients from the output's, in input order; `None` is allowed where `want`
-    /// is false.
+    /// The inputs' gradients from the output's (`out` is the forward pass's output), in input
+    /// order; `None` is allowed where `want` is false.
     fn backward(
         &self,
         inputs: &[&[f32]],
+        out: &[f32],
         tape: &Self::Tape,
         dout: &[f32],
         want: &[bool],
@@ -127,6 +128,7 @@ pub(crate) fn run<B: Backend, Op: HostOp, const N: usize, const D: usize>(
         let state = State {
             op,
             values,
+            out: out.clone(),
             tape: Arc::new(tape),
         };
         let out = match Node::<Op>(PhantomData)
@@ -148,6 +150,7 @@ pub(crate) fn run<B: Backend, Op: HostOp, const N: usize, const D: usize>(
 struct State<Op: HostOp> {
     op: Op,
     values: Vec<FlexTensor>,
+    out: FlexTensor,
     tape: Arc<Op::Tape>,
 }
 
@@ -157,6 +160,7 @@ impl<Op: HostOp> Clone for State<Op> {
         Self {
             op: self.op.clone(),
             values: self.values.clone(),
+            out: self.out.clone(),
             tape: Arc::clone(&self.tape),
         }
     }
@@ -175,7 +179,9 @@ impl<Op: HostOp, const N: usize> Backward<Flex, N> for Node<Op> {
         let state = &ops.state;
         let want: Vec<bool> = ops.parents.iter().map(Option::is_some).collect();
         let values: Vec<&[f32]> = state.values.iter().map(slice).collect();
-        let out = state.op.backward(&values, &state.tape, slice(&dout), &want);
+        let out = state
+            .op
+            .backward(&values, slice(&state.out), &state.tape, slice(&dout), &want);
         let shapes = state.op.input_shapes();
         for ((parent, grad), shape) in ops.parents.into_iter().zip(out).zip(shapes) {
             if let (Some(node), Some(grad)) = (parent, grad) {
