@@ -13,7 +13,9 @@
 //!
 //! Other backends, and layers this does not cover (pre-norm, dropout above 0, another
 //! activation, the quiet softmax, missing biases), take Burn's own forward, which is also the
-//! reference the fused layer is tested against (outputs and every gradient).
+//! reference the fused layer is tested against (outputs and every gradient). A layer-norm ε
+//! other than Burn's default cannot be detected (Burn keeps it private); only the forecaster,
+//! which builds its encoder with the default, calls this.
 
 use burn::nn::activation::Activation;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderLayer};
@@ -31,8 +33,13 @@ use super::host::{
 pub(crate) const LAYER_NORM_EPS: f32 = 1e-5;
 
 /// The encoder's forward pass, `[batch, steps, width]` → `[batch, steps, width]`: every layer
-/// fused where the backend and the layer allow it, Burn's layer otherwise.
-pub fn forward<B: Backend>(encoder: &TransformerEncoder<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+/// fused where the backend and the layer allow it, Burn's layer otherwise. For encoders built
+/// with Burn's default layer-norm ε only (as the forecaster's): Burn keeps a layer norm's ε
+/// private, so the fused layer cannot check it and uses [`LAYER_NORM_EPS`].
+pub(crate) fn forward<B: Backend>(
+    encoder: &TransformerEncoder<B>,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 3> {
     encoder.layers.iter().fold(x, |x, layer| {
         fused(layer, x.clone()).unwrap_or_else(|| layer.forward(x, None, None))
     })
@@ -684,7 +691,8 @@ mod tests {
 
     /// The fused path is taken on the CPU backends for the forecaster's layers (so the test
     /// above compares the host kernels with Burn, not Burn with itself), and not for layers it
-    /// does not cover; and its layer norm ε is the one the forecaster's encoder is built with.
+    /// does not cover or an empty batch; and its layer norm ε is the one the forecaster's
+    /// encoder is built with.
     #[test]
     fn the_fused_path_covers_the_forecasters_layers_only() {
         let d = Dims {
@@ -708,6 +716,8 @@ mod tests {
             .with_dropout(0.1)
             .init::<Flex>(&Default::default());
         assert!(fused(&other.layers[0], x()).is_none(), "dropout");
+        let empty = Tensor::<Flex, 3>::zeros([0, 3, 4], &Default::default());
+        assert!(fused(&enc.layers[0], empty).is_none(), "an empty batch");
         let eps = TransformerEncoderConfig::new(4, 8, 2, 1).layer_norm_eps;
         assert_eq!(eps as f32, LAYER_NORM_EPS);
     }

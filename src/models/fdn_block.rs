@@ -7,11 +7,12 @@
 //! `Flex` and its autodiff wrapper this module runs the block on host buffers: the 1×1
 //! convolution as one matrix product, the kernel-k convolution as one product over the k
 //! shifted copies laid side by side (zero-padded at each series' ends), GELU and the residual
-//! in one vectorised pass; under autodiff it records one node whose backward pass is written
+//! in vectorised passes; under autodiff it records one node whose backward pass is written
 //! out by hand. The parameters enter as ordinary tensors, so the bio mechanisms and ASAM act on
 //! them unchanged. Other backends get `None` and the FDN runs its tensor-operation form, which
 //! the tests compare this with.
 
+use burn::nn::PaddingConfig1d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -50,8 +51,13 @@ pub fn forward<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Option<Tensor<B
     let [series, steps, channels] = h.dims();
     let [c_out, c_in, one] = block.pointwise.weight.dims();
     let [t_out, t_in, kernel] = block.temporal.weight.dims();
+    let plain = |c: &burn::nn::conv::Conv1d<B>| {
+        c.stride == 1 && c.dilation == 1 && c.groups == 1 && c.padding == PaddingConfig1d::Same
+    };
     if [c_out, c_in, one, t_out, t_in] != [channels, channels, 1, channels, channels]
         || kernel.is_multiple_of(2)
+        || !plain(&block.pointwise)
+        || !plain(&block.temporal)
     {
         return None;
     }
@@ -278,8 +284,8 @@ mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
     use burn::module::{ModuleMapper, Param};
+    use burn::nn::Gelu;
     use burn::nn::conv::Conv1dConfig;
-    use burn::nn::{Gelu, PaddingConfig1d};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -332,6 +338,18 @@ mod tests {
                 .expect("a thread pool")
                 .install(agreement);
         }
+    }
+
+    /// Convolutions with a stride, and empty inputs, stay with the tensor form.
+    #[test]
+    fn other_convolutions_fall_back() {
+        let mut strided = block::<Flex>(3, 3, 0);
+        strided.temporal.stride = 2;
+        let h = Tensor::<Flex, 3>::ones([2, 6, 3], &Default::default());
+        assert!(forward(&strided, h.clone()).is_none());
+        assert!(forward(&block::<Flex>(3, 3, 0), h).is_some());
+        let empty = Tensor::<Flex, 3>::zeros([0, 6, 3], &Default::default());
+        assert!(forward(&block::<Flex>(3, 3, 0), empty).is_none());
     }
 
     fn agreement() {

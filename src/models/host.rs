@@ -86,16 +86,22 @@ type AdFloat = burn::tensor::ops::FloatTensor<Ad>;
 
 /// Runs `op` on `N` float inputs as one operation of the CPU backend: on `Flex` the forward
 /// pass alone; on `Autodiff<Flex>` also one node on the tape whose backward step is the op's.
-/// `None` on other backends, for inputs that are not `f32` or not of the op's sizes — the
-/// caller then runs its tensor-operation form.
+/// `None` on other backends, for inputs that are not `f32`, not of the op's sizes or empty —
+/// the caller then runs its tensor-operation form.
 pub(crate) fn run<B: Backend, Op: HostOp, const N: usize, const D: usize>(
     op: Op,
     inputs: Vec<B::FloatTensorPrimitive>,
 ) -> Option<Tensor<B, D>> {
     let backend = TypeId::of::<B>();
     let shapes = op.input_shapes();
+    // Empty tensors stay with the tensor form (the ops' chunking assumes at least one row).
+    let nonempty = shapes
+        .iter()
+        .chain([&op.output_shape()])
+        .all(|s| s.iter().product::<usize>() > 0);
     let fits = |values: &[FlexTensor]| {
-        values.len() == N
+        nonempty
+            && values.len() == N
             && shapes.len() == N
             && values
                 .iter()
