@@ -60,7 +60,8 @@ mod fused {
 
     use super::LastStateAttention;
     use crate::models::host::{
-        self, HostOp, View, affine, column_sums, exp, float, gram, matmul, times_transposed,
+        self, HostOp, View, affine, column_block, column_sums, exp, float, gram, matmul,
+        side_by_side, times_transposed,
     };
 
     /// The states, then the query, key and value weights and biases.
@@ -124,11 +125,7 @@ mod fused {
                 .flat_map(|s| s[(t - 1) * w..].iter().copied())
                 .collect();
             let q = affine(&last, d.batch, p[1], p[2]);
-            let wkv: Vec<f32> = p[3]
-                .chunks_exact(w)
-                .zip(p[5].chunks_exact(w))
-                .flat_map(|(k, v)| k.iter().chain(v).copied())
-                .collect();
+            let wkv = side_by_side(&[p[3], p[5]], w);
             let kv = affine(p[0], d.batch * t, &wkv, &[p[4], p[6]].concat());
             let mut a = vec![0.0; d.batch * t];
             let mut context = vec![0.0; d.batch * w];
@@ -240,11 +237,6 @@ mod fused {
             }
             let dwkv = gram(p[0], w, &dkv, 2 * w);
             let dbkv = column_sums(&dkv, 2 * w);
-            let half = |m: &[f32], k: usize| -> Vec<f32> {
-                m.chunks_exact(2 * w)
-                    .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
-                    .collect()
-            };
             let mut dstates = vec![0.0; d.batch * t * w];
             times_transposed(&mut dstates, false, &dkv, 2 * w, &tape.wkv);
             let mut dlast = vec![0.0; d.batch * w];
@@ -258,9 +250,9 @@ mod fused {
                 Some(dstates),
                 Some(gram(&tape.last, w, &dq, w)),
                 Some(column_sums(&dq, w)),
-                Some(half(&dwkv, 0)),
+                Some(column_block(&dwkv, 2, w, 0)),
                 Some(dbkv[..w].to_vec()),
-                Some(half(&dwkv, 1)),
+                Some(column_block(&dwkv, 2, w, 1)),
                 Some(dbkv[w..].to_vec()),
             ]
         }

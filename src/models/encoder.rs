@@ -24,8 +24,8 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::host::{
-    self, HostOp, View, affine, chunk_rows, column_sums, exp, float, gelu, gelu_backward, gram,
-    matmul, multiversion, times_transposed,
+    self, HostOp, View, affine, chunk_rows, column_block, column_sums, exp, float, gelu,
+    gelu_backward, gram, matmul, multiversion, side_by_side, times_transposed,
 };
 
 /// The layer norms' ε: the default of Burn's `TransformerEncoderConfig`, which the forecaster
@@ -178,13 +178,7 @@ impl HostOp for Dims {
         use Param::*;
         let d = *self;
         let (n, w) = (d.rows(), d.width);
-        let wqkv: Vec<f32> = (0..w)
-            .flat_map(|r| {
-                [p[Wq as usize], p[Wk as usize], p[Wv as usize]]
-                    .into_iter()
-                    .flat_map(move |m| m[r * w..(r + 1) * w].iter().copied())
-            })
-            .collect();
+        let wqkv = side_by_side(&[p[Wq as usize], p[Wk as usize], p[Wv as usize]], w);
         let bqkv = [p[Bq as usize], p[Bk as usize], p[Bv as usize]].concat();
         let qkv = affine(p[X as usize], n, &wqkv, &bqkv);
         let (attn, context) = attention(d, &qkv);
@@ -287,11 +281,6 @@ impl HostOp for Dims {
         let dqkv = attention_backward(d, tape, &dcontext);
         let dwqkv = gram(p[X as usize], w, &dqkv, 3 * w);
         let dbqkv = column_sums(&dqkv, 3 * w);
-        let part = |m: &[f32], k: usize| -> Vec<f32> {
-            m.chunks_exact(3 * w)
-                .flat_map(|row| row[k * w..(k + 1) * w].iter().copied())
-                .collect()
-        };
         let dx = want[X as usize].then(|| {
             let mut dx = dr1;
             times_transposed(&mut dx, true, &dqkv, 3 * w, &tape.wqkv);
@@ -299,11 +288,11 @@ impl HostOp for Dims {
         });
         vec![
             dx,
-            Some(part(&dwqkv, 0)),
+            Some(column_block(&dwqkv, 3, w, 0)),
             Some(dbqkv[..w].to_vec()),
-            Some(part(&dwqkv, 1)),
+            Some(column_block(&dwqkv, 3, w, 1)),
             Some(dbqkv[w..2 * w].to_vec()),
-            Some(part(&dwqkv, 2)),
+            Some(column_block(&dwqkv, 3, w, 2)),
             Some(dbqkv[2 * w..].to_vec()),
             Some(dwo),
             Some(dbo),

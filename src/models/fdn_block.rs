@@ -191,14 +191,7 @@ impl HostOp for Dims {
             })
             .expect("at least one chunk");
         // Back to Burn's layouts: `[out, in, 1]` and `[out, in, k]`.
-        let mut dkernel = vec![0.0; dtemporal.len()];
-        for o in 0..c {
-            for i in 0..c {
-                for j in 0..k {
-                    dkernel[(o * c + i) * k + j] = dtemporal[(j * c + i) * c + o];
-                }
-            }
-        }
+        let dkernel = kernel_from_matrix(&dtemporal, d);
         vec![
             want[0].then_some(dh),
             Some(transposed(&dpointwise, c, c)),
@@ -229,6 +222,20 @@ fn kernel_matrix(w: &[f32], d: Dims) -> Vec<f32> {
         }
     }
     m
+}
+
+/// The inverse of [`kernel_matrix`]: `[k·in, out]` back to Burn's `[out, in, k]`.
+fn kernel_from_matrix(m: &[f32], d: Dims) -> Vec<f32> {
+    let (c, k) = (d.channels, d.kernel);
+    let mut w = vec![0.0; m.len()];
+    for o in 0..c {
+        for i in 0..c {
+            for j in 0..k {
+                w[(o * c + i) * k + j] = m[(j * c + i) * c + o];
+            }
+        }
+    }
+    w
 }
 
 /// The k shifted copies of every series side by side, `[rows, k·channels]`: row `(s, t)`

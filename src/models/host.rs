@@ -379,6 +379,27 @@ pub(crate) fn times_transposed(dst: &mut [f32], accumulate: bool, a: &[f32], p: 
     );
 }
 
+/// Row-major matrices of `cols` columns each (and as many rows), side by side:
+/// `[rows, blocks·cols]`, as one product multiplies them all.
+pub(crate) fn side_by_side(blocks: &[&[f32]], cols: usize) -> Vec<f32> {
+    let rows = blocks.first().map_or(0, |b| b.len() / cols);
+    (0..rows)
+        .flat_map(|r| {
+            blocks
+                .iter()
+                .flat_map(move |b| b[r * cols..(r + 1) * cols].iter().copied())
+        })
+        .collect()
+}
+
+/// Block `k` of a row-major matrix of `blocks` side-by-side blocks `cols` wide: the inverse of
+/// [`side_by_side`].
+pub(crate) fn column_block(m: &[f32], blocks: usize, cols: usize, k: usize) -> Vec<f32> {
+    m.chunks_exact(blocks * cols)
+        .flat_map(|row| row[k * cols..(k + 1) * cols].iter().copied())
+        .collect()
+}
+
 /// `e^x` to about one ulp (Cephes' `expf` polynomial), without branches or library calls so
 /// that the gate loops vectorise. Inputs are clamped to `[−87, 88]`.
 #[inline(always)]

@@ -13,7 +13,9 @@
 //! input projection, the weight gradients and the input gradient are one product each over all
 //! steps at once.
 
-use crate::models::host::{View, chunk_rows, column_sums, exp, matmul, multiversion, transposed};
+use crate::models::host::{
+    View, affine_into, chunk_rows, column_sums, exp, gram, matmul, multiversion, transposed,
+};
 
 /// Sizes of one recurrent layer call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,24 +46,6 @@ pub fn sigmoid(x: f32) -> f32 {
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (1.0 + exp(2.0 * x))
-}
-
-/// The input projection of every step at once, bias included: `acts = x·input + bias`, all
-/// `[rows, gates·hidden]`.
-fn input_projection(d: Dims, x: &[f32], input: &[f32], bias: &[f32], acts: &mut [f32]) {
-    let width = bias.len();
-    for row in acts.chunks_exact_mut(width) {
-        row.copy_from_slice(bias);
-    }
-    matmul(
-        acts,
-        View::row_major(d.rows(), width),
-        true,
-        x,
-        View::row_major(d.rows(), d.inputs),
-        input,
-        View::row_major(d.inputs, width),
-    );
 }
 
 /// The hidden states shifted one step later: row `(b, t)` holds `h[b, t−1]`, zero at `t = 0`.
@@ -172,7 +156,8 @@ multiversion! {
     ) {
         let (hid, steps) = (d.hidden, d.steps);
         let g4 = 4 * hid;
-        input_projection(d, x, input, bias, acts);
+        // The input projection of every step at once, bias included.
+        affine_into(acts, x, input, bias);
         let zeros = vec![0.0f32; hid];
         for t in 0..steps {
             if t > 0 {
@@ -347,26 +332,8 @@ fn weight_grads(
     want_dx: bool,
 ) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
     let rows = d.rows();
-    let mut recurrent_grad = vec![0.0f32; d.hidden * gates];
-    matmul(
-        &mut recurrent_grad,
-        View::row_major(d.hidden, gates),
-        false,
-        h_prev,
-        View::row_major(rows, d.hidden).t(),
-        dg_h,
-        View::row_major(rows, gates),
-    );
-    let mut input_grad = vec![0.0f32; d.inputs * gates];
-    matmul(
-        &mut input_grad,
-        View::row_major(d.inputs, gates),
-        false,
-        x,
-        View::row_major(rows, d.inputs).t(),
-        dg_x,
-        View::row_major(rows, gates),
-    );
+    let recurrent_grad = gram(h_prev, d.hidden, dg_h, gates);
+    let input_grad = gram(x, d.inputs, dg_x, gates);
     let dx = want_dx.then(|| {
         let mut dx = vec![0.0f32; rows * d.inputs];
         matmul(
@@ -454,7 +421,8 @@ multiversion! {
     ) {
         let (hid, steps) = (d.hidden, d.steps);
         let g3 = 3 * hid;
-        input_projection(d, x, input, input_bias, acts);
+        // The input projection of every step at once, bias included.
+        affine_into(acts, x, input, input_bias);
         let mut hg = vec![0.0f32; d.batch * g3];
         let zeros = vec![0.0f32; hid];
         for t in 0..steps {
