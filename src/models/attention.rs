@@ -278,43 +278,11 @@ mod fused {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
-    use burn::module::{ModuleMapper, ModuleVisitor, Param};
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
+
+    use crate::models::testing::{Randomise, param_grads, random};
 
     type A = Autodiff<Flex>;
-
-    struct Randomise(ChaCha8Rng);
-
-    impl<B: Backend> ModuleMapper<B> for Randomise {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let shape: [usize; D] = p.val().dims();
-            let n = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|_| self.0.random_range(-0.8..0.8)).collect();
-            let t = Tensor::from_data(TensorData::new(v, shape), &Default::default());
-            Param::initialized(p.id, t.require_grad())
-        }
-    }
-
-    struct Grads<'a>(
-        &'a <A as burn::tensor::backend::AutodiffBackend>::Gradients,
-        Vec<Vec<f32>>,
-    );
-
-    impl ModuleVisitor<A> for Grads<'_> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<A, D>>) {
-            let g = p
-                .val()
-                .grad(self.0)
-                .expect("every parameter has a gradient");
-            self.1.push(g.into_data().to_vec().unwrap());
-        }
-    }
-
-    fn random<B: Backend, const D: usize>(rng: &mut ChaCha8Rng, shape: [usize; D]) -> Tensor<B, D> {
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.5..1.5)).collect();
-        Tensor::from_data(TensorData::new(v, shape), &Default::default())
-    }
 
     /// The fused head agrees with the tensor-operation form on random states, parameters
     /// (biases included) and output gradients: the context, the states' gradient and all six
@@ -324,9 +292,9 @@ mod tests {
         for (batch, steps, width) in [(3, 7, 5), (2, 1, 4), (4, 12, 16)] {
             let mut rng = ChaCha8Rng::seed_from_u64(9);
             let att = LastStateAttention::<A>::new(&mut rng, width, &Default::default())
-                .map(&mut Randomise(ChaCha8Rng::seed_from_u64(4)));
-            let states = random::<A, 3>(&mut rng, [batch, steps, width]).require_grad();
-            let weight = random::<A, 2>(&mut rng, [batch, width]);
+                .map(&mut Randomise::new(4, 0.8));
+            let states = random::<A, 3>(&mut rng, [batch, steps, width], 1.5).require_grad();
+            let weight = random::<A, 2>(&mut rng, [batch, width], 1.5);
             assert!(
                 fused::forward(&att, states.clone()).is_some(),
                 "fused on the CPU"
@@ -338,13 +306,11 @@ mod tests {
                     att.forward_reference(states.clone())
                 };
                 let grads = (c.clone() * weight.clone()).sum().backward();
-                let mut visitor = Grads(&grads, Vec::new());
-                att.visit(&mut visitor);
                 let mut out = vec![
                     c.into_data().to_vec::<f32>().unwrap(),
                     states.grad(&grads).unwrap().into_data().to_vec().unwrap(),
                 ];
-                out.extend(visitor.1);
+                out.extend(param_grads(&att, &grads));
                 out
             };
             let (fused, reference) = (run(true), run(false));
@@ -366,7 +332,7 @@ mod tests {
                 }
             }
             let plain = LastStateAttention::<Flex>::new(&mut rng, width, &Default::default())
-                .map(&mut Randomise(ChaCha8Rng::seed_from_u64(4)));
+                .map(&mut Randomise::new(4, 0.8));
             let s = states.inner();
             let (a, r) = (
                 plain

@@ -547,52 +547,14 @@ multiversion! {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
-    use burn::module::{ModuleMapper, ModuleVisitor, Param};
     use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn random<B: Backend, const D: usize>(
-        rng: &mut ChaCha8Rng,
-        shape: [usize; D],
-        scale: f32,
-    ) -> Tensor<B, D> {
-        let n = shape.iter().product();
-        let values: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
-        Tensor::from_data(TensorData::new(values, shape), &Default::default())
-    }
+    use crate::models::testing::{Randomise, param_grads, random};
 
     fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         t.into_data().to_vec::<f32>().unwrap()
-    }
-
-    /// Every parameter random — the biases and layer-norm shifts too, which start at zero and
-    /// would hide a wrong gradient — keeping the ids.
-    struct Randomise<'a>(&'a mut ChaCha8Rng);
-
-    impl<B: Backend> ModuleMapper<B> for Randomise<'_> {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let shape: [usize; D] = p.val().dims();
-            let id = p.id;
-            let scale = if D == 1 { 0.5 } else { 0.6 };
-            Param::initialized(id, random::<B, D>(self.0, shape, scale).require_grad())
-        }
-    }
-
-    /// Every parameter's gradient, in visiting order.
-    struct Grads<'a, B: burn::tensor::backend::AutodiffBackend>(
-        &'a B::Gradients,
-        Vec<(usize, Vec<f32>)>,
-    );
-
-    impl<B: burn::tensor::backend::AutodiffBackend> ModuleVisitor<B> for Grads<'_, B> {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
-            let g = p
-                .val()
-                .grad(self.0)
-                .expect("every parameter has a gradient");
-            self.1.push((D, values(g)));
-        }
     }
 
     fn assert_close(what: &str, a: &[f32], b: &[f32]) {
@@ -609,12 +571,12 @@ mod tests {
         }
     }
 
+    /// Every parameter random (biases and layer-norm shifts too).
     fn encoder<B: Backend>(d: Dims, layers: usize, seed: u64) -> TransformerEncoder<B> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         TransformerEncoderConfig::new(d.width, d.ff, d.heads, layers)
             .with_dropout(0.0)
             .init::<B>(&Default::default())
-            .map(&mut Randomise(&mut rng))
+            .map(&mut Randomise::new(seed, 0.6))
     }
 
     /// The fused layer agrees with Burn's on random inputs, parameters and output gradients:
@@ -655,10 +617,8 @@ mod tests {
                                 enc.forward(TransformerEncoderInput::new(x.clone()))
                             };
                             let grads = (y.clone() * weight.clone()).sum().backward();
-                            let mut visitor = Grads::<A>(&grads, Vec::new());
-                            enc.visit(&mut visitor);
                             let mut out = vec![values(y), values(x.grad(&grads).unwrap())];
-                            out.extend(visitor.1.into_iter().map(|(_, g)| g));
+                            out.extend(param_grads(&enc, &grads));
                             out
                         };
                         let (fused, reference) = (run(true), run(false));

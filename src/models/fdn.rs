@@ -332,28 +332,16 @@ mod tests {
     /// parameter's gradient, with random weights and biases and a kernel of 5.
     #[test]
     fn matmul_forward_matches_the_conv_reference() {
+        use crate::models::testing::Randomise;
         use burn::backend::Autodiff;
-        use burn::module::{ModuleMapper, Param};
-        use rand::Rng;
         type A = Autodiff<Flex>;
-        struct Randomise(ChaCha8Rng);
-        impl ModuleMapper<A> for Randomise {
-            fn map_float<const D: usize>(&mut self, p: Param<Tensor<A, D>>) -> Param<Tensor<A, D>> {
-                let (id, t, mapper) = p.consume();
-                let shape = t.dims();
-                let n = shape.iter().product();
-                let v: Vec<f32> = (0..n).map(|_| self.0.random_range(-0.5..0.5)).collect();
-                let t = Tensor::from_data(TensorData::new(v, shape), &t.device()).require_grad();
-                Param::from_mapped_value(id, t, mapper)
-            }
-        }
         let device = Default::default();
         let model = FdnConfig::new(2, 14, 3)
             .with_channels(4)
             .with_kernel(5)
             .init::<A>(&device)
             .unwrap()
-            .map(&mut Randomise(ChaCha8Rng::seed_from_u64(5)));
+            .map(&mut Randomise::new(5, 0.5));
         let v: Vec<f32> = (0..3 * 14 * 2).map(|i| (i as f32 * 0.7).sin()).collect();
         let x = Tensor::<A, 3>::from_data(TensorData::new(v, [3, 14, 2]), &device);
         let weight = x.clone().narrow(1, 0, 3).detach() + 0.5;

@@ -290,23 +290,13 @@ fn unshift(cols: &[f32], d: Dims) -> Vec<f32> {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
-    use burn::module::{ModuleMapper, Param};
+    use burn::module::Param;
     use burn::nn::Gelu;
     use burn::nn::conv::Conv1dConfig;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    struct Randomise(ChaCha8Rng);
-
-    impl<B: Backend> ModuleMapper<B> for Randomise {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let shape: [usize; D] = p.val().dims();
-            let n = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|_| self.0.random_range(-0.6..0.6)).collect();
-            let t = Tensor::from_data(TensorData::new(v, shape), &Default::default());
-            Param::initialized(p.id, t.require_grad())
-        }
-    }
+    use crate::models::testing::{Randomise, random};
 
     fn block<B: Backend>(channels: usize, kernel: usize, seed: u64) -> Block<B> {
         let conv = |k: usize| {
@@ -318,7 +308,7 @@ mod tests {
             pointwise: conv(1),
             temporal: conv(kernel),
         }
-        .map(&mut Randomise(ChaCha8Rng::seed_from_u64(seed)))
+        .map(&mut Randomise::new(seed, 0.6))
     }
 
     /// The block through Burn's `Conv1d` modules on `[series, channels, steps]`.
@@ -365,13 +355,8 @@ mod tests {
             let what = format!("{series} series of {steps} steps, {channels} channels, k {kernel}");
             let b = block::<A>(channels, kernel, 1);
             let mut rng = ChaCha8Rng::seed_from_u64(2);
-            let mut random = |shape: [usize; 3]| {
-                let n = shape.iter().product();
-                let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.5..1.5)).collect();
-                Tensor::<A, 3>::from_data(TensorData::new(v, shape), &Default::default())
-            };
-            let h = random([series, steps, channels]).require_grad();
-            let weight = random([series, steps, channels]);
+            let h = random::<A, 3>(&mut rng, [series, steps, channels], 1.5).require_grad();
+            let weight = random::<A, 3>(&mut rng, [series, steps, channels], 1.5);
             let run = |fused: bool| {
                 let y = if fused {
                     forward(&b, h.clone()).expect("the CPU autodiff backend is fused")

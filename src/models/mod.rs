@@ -15,6 +15,8 @@ mod fdn_block;
 mod host;
 pub mod init;
 pub mod recurrent;
+#[cfg(test)]
+mod testing;
 pub mod transformer;
 
 use burn::module::{ModuleVisitor, Param};
