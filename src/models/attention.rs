@@ -280,7 +280,7 @@ mod tests {
     use burn::backend::{Autodiff, Flex};
     use rand::SeedableRng;
 
-    use crate::models::testing::{Randomise, param_grads, random};
+    use crate::models::testing::{Randomise, assert_close, param_grads, random};
 
     type A = Autodiff<Flex>;
 
@@ -322,14 +322,8 @@ mod tests {
                 .flatten()
                 .fold(0.0f32, |m, v| m.max(v.abs()));
             for (i, (a, r)) in fused.iter().zip(&reference).enumerate() {
-                assert_eq!(a.len(), r.len());
-                let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
-                for (x, y) in a.iter().zip(r) {
-                    assert!(
-                        (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + 1e-6 * largest,
-                        "[{batch}, {steps}, {width}] tensor {i}: fused {x} vs reference {y}"
-                    );
-                }
+                let what = format!("[{batch}, {steps}, {width}] tensor {i}");
+                assert_close(&what, a, r, 1e-6 * largest);
             }
             let plain = LastStateAttention::<Flex>::new(&mut rng, width, &Default::default())
                 .map(&mut Randomise::new(4, 0.8));

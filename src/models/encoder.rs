@@ -551,24 +551,10 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    use crate::models::testing::{Randomise, param_grads, random};
+    use crate::models::testing::{Randomise, assert_close, param_grads, random};
 
     fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         t.into_data().to_vec::<f32>().unwrap()
-    }
-
-    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
-        // Per element: a small part of the largest magnitude (float noise of sums), a relative
-        // part, and a floor for gradients that are zero but for rounding (the key bias's: the
-        // softmax does not see a shift of a whole row of scores).
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + 1e-6,
-                "{what}[{i}]: fused {x} vs Burn {y} (scale {scale})"
-            );
-        }
     }
 
     /// Every parameter random (biases and layer-norm shifts too).
@@ -624,7 +610,7 @@ mod tests {
                         let (fused, reference) = (run(true), run(false));
                         assert_eq!(fused.len(), 2 + 2 * (PARENTS - 1));
                         for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
-                            assert_close(&format!("{what}: tensor {i}"), a, b);
+                            assert_close(&format!("{what}: tensor {i}"), a, b, 1e-6);
                         }
                         let plain = encoder::<Flex>(d, 2, 3);
                         let x = x.inner();
@@ -632,6 +618,7 @@ mod tests {
                             &format!("{what}: without autodiff"),
                             &values(forward(&plain, x.clone())),
                             &values(plain.forward(TransformerEncoderInput::new(x))),
+                            1e-6,
                         );
                     }
                 });

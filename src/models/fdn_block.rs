@@ -296,7 +296,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    use crate::models::testing::{Randomise, random};
+    use crate::models::testing::{Randomise, assert_close, random};
 
     fn block<B: Backend>(channels: usize, kernel: usize, seed: u64) -> Block<B> {
         let conv = |k: usize| {
@@ -378,14 +378,7 @@ mod tests {
                 ]
             };
             for (i, (a, r)) in run(true).iter().zip(&run(false)).enumerate() {
-                assert_eq!(a.len(), r.len());
-                let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
-                for (x, y) in a.iter().zip(r) {
-                    assert!(
-                        (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + 1e-6,
-                        "{what}: tensor {i}: fused {x} vs Burn {y}"
-                    );
-                }
+                assert_close(&format!("{what}: tensor {i}"), a, r, 1e-6);
             }
             let plain = block::<Flex>(channels, kernel, 1);
             let h = h.inner();

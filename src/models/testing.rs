@@ -1,4 +1,5 @@
-//! Helpers of the models' tests: random tensors and parameters, and every parameter's gradient.
+//! Helpers of the models' tests: random tensors and parameters, every parameter's gradient, and
+//! the comparison of a fused operation's outputs with its reference's.
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -62,4 +63,19 @@ pub(crate) fn param_grads<B: AutodiffBackend, M: Module<B>>(
     let mut visitor = Grads::<B>(grads, Vec::new());
     module.visit(&mut visitor);
     visitor.1
+}
+
+/// `a` (a fused operation's) equals `b` (the reference's) element by element, within a small
+/// part of `b`'s largest magnitude (float noise of sums), a relative part, and `floor` (for
+/// gradients that are zero but for rounding, like a key bias's: the softmax does not see a
+/// shift of a whole row of scores).
+pub(crate) fn assert_close(what: &str, a: &[f32], b: &[f32], floor: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 2e-6 * scale + 2e-5 * y.abs() + floor,
+            "{what}[{i}]: fused {x} vs reference {y} (scale {scale})"
+        );
+    }
 }
