@@ -237,7 +237,7 @@ mod steps {
         }
         for preset in sizes {
             let (batch, hidden) = match preset {
-                Preset::Small => (64, 128),
+                Preset::Small | Preset::Default => (64, 128),
                 Preset::Paper => (256, 512),
             };
             for kind in [

@@ -21,7 +21,7 @@ use super::train::{Settings, resume_settings, train_settings};
     cell shares (the keys of `train --config`), and [[variants]], each a name plus settings (e.g.\n\
     bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. ESN cells of\n\
     variants with a bio mechanism are skipped, and so are cells of an autoregressive variant (decoder =\n\
-    \"autoregressive\") for the esn and the fdn; the ESN's settings (leak, esn-search, ...)\n\
+    \"autoregressive\") for the esn; the ESN's settings (leak, esn-search, ...)\n\
     apply to the ESN only, and the strategy settings to autoregressive cells only. Cells go\n\
     to OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N; finished cells are kept and a half-trained one\n\
     resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
@@ -177,11 +177,19 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
 /// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
 /// models, so one experiment can hold both. A cell whose variant asks for what its model does not
 /// have is skipped, with the reason: a bio mechanism for the ESN (its readout is fitted in closed
-/// form) or the autoregressive decoder for the ESN and the FDN.
+/// form) or the autoregressive decoder for the ESN.
 fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
-    let autoregressive = s.decoder.as_deref() == Some("autoregressive");
-    if autoregressive && !matches!(model, "lstm" | "gru" | "transformer") {
-        return Err("the autoregressive decoder is for lstm, gru and transformer");
+    let autoregressive = match s.decoder.as_deref() {
+        Some(decoder) => decoder == "autoregressive",
+        // The default preset's LSTM and GRU have the autoregressive decoder.
+        None => {
+            matches!(s.preset.as_deref(), None | Some("default")) && matches!(model, "lstm" | "gru")
+        }
+    };
+    if autoregressive && model == "esn" {
+        return Err(
+            "the ESN forecasts closed loop already; the decoder is for lstm, gru, fdn and transformer",
+        );
     }
     if !autoregressive {
         s.strategy = None;

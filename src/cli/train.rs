@@ -20,7 +20,7 @@ use chaoscast::train::asam::Sharpness;
 use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
 use chaoscast::train::strategy::{Sampling, Strategy};
 use chaoscast::train::trainer::{
-    Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
+    ClosedLoop, Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
     training_normalizer,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -65,8 +65,11 @@ pub(crate) struct Settings {
     /// Model family: lstm, gru, fdn, transformer or esn (echo state network, fitted in closed form).
     #[arg(long)]
     pub(crate) model: Option<String>,
-    /// small (CPU-sized: Adam 3e-3, batch 64, 15 epochs) or paper (SPEC: SGD 0.1, batch 256, 400 epochs) [default: small].
-    #[arg(long, value_parser = ["small", "paper"])]
+    /// default (the recipe that converges on a CPU: for LSTM/GRU the autoregressive decoder of
+    /// width 128 taught one step ahead over the window), small (quick: width 32, Adam 3e-3,
+    /// batch 64, 15 epochs) or paper (SPEC: SGD 0.1, weight decay 5e-4, ASAM, batch 256, 400
+    /// epochs, the direct head) [default: default].
+    #[arg(long, value_parser = ["default", "small", "paper"])]
     pub(crate) preset: Option<String>,
     /// Maximum epochs [default: 15 for small, 400 for paper].
     #[arg(long)]
@@ -173,6 +176,33 @@ pub(crate) struct Settings {
     /// (default 3).
     #[arg(long, value_name = "K")]
     pub(crate) tf_k: Option<f64>,
+    /// L2 weight decay on every parameter, coupled as in PyTorch's SGD and Adam [default: 5e-4
+    /// for the paper preset (SGD), 0 otherwise].
+    #[arg(long, value_name = "LAMBDA")]
+    pub(crate) weight_decay: Option<f64>,
+    /// ASAM/SAM neighbourhood radius ρ [default: 1 for ASAM, 0.05 for SAM].
+    #[arg(long, value_name = "RHO")]
+    pub(crate) rho: Option<f64>,
+    /// Standard deviation of Gaussian noise (z-units) added in training to the inputs, never to
+    /// the targets; 0 for none [default: 0.01 for the default preset's recurrent models, else 0].
+    #[arg(long, value_name = "SIGMA")]
+    pub(crate) input_noise: Option<f64>,
+    /// Clip the gradients' joint L2 norm to this before every update; 0 for no clipping
+    /// [default: 1 for the default preset, else 0].
+    #[arg(long, value_name = "MAX")]
+    pub(crate) clip_grad: Option<f64>,
+    /// Autoregressive LSTM/GRU: also score the one-step forecasts inside the lookback window
+    /// (true or false) [default: true for the default preset].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) window_loss: Option<bool>,
+    /// Autoregressive decoder: train the last N epochs free running (closed-loop fine-tuning);
+    /// 0 for none [default: 0].
+    #[arg(long, value_name = "N")]
+    pub(crate) closed_loop_epochs: Option<usize>,
+    /// Closed-loop fine-tuning backpropagates through at most this many fed-back steps
+    /// [default: the horizon].
+    #[arg(long, value_name = "STEPS")]
+    pub(crate) bptt: Option<usize>,
     /// Run folder to create.
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -217,6 +247,13 @@ impl Settings {
             strategy: self.strategy.or(file.strategy),
             tf_sampling: self.tf_sampling.or(file.tf_sampling),
             tf_k: self.tf_k.or(file.tf_k),
+            weight_decay: self.weight_decay.or(file.weight_decay),
+            rho: self.rho.or(file.rho),
+            input_noise: self.input_noise.or(file.input_noise),
+            clip_grad: self.clip_grad.or(file.clip_grad),
+            window_loss: self.window_loss.or(file.window_loss),
+            closed_loop_epochs: self.closed_loop_epochs.or(file.closed_loop_epochs),
+            bptt: self.bptt.or(file.bptt),
             output: self.output.or(file.output),
         }
     }
@@ -399,6 +436,15 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
         (flags.optimizer.is_some(), "--optimizer"),
         (flags.sam.is_some(), "--sam"),
         (flags.stride.is_some(), "--stride"),
+        (flags.weight_decay.is_some(), "--weight-decay"),
+        (flags.rho.is_some(), "--rho"),
+        (flags.input_noise.is_some(), "--input-noise"),
+        (flags.clip_grad.is_some(), "--clip-grad"),
+        (flags.window_loss.is_some(), "--window-loss"),
+        (
+            flags.closed_loop_epochs.is_some() || flags.bptt.is_some(),
+            "--closed-loop-epochs or --bptt",
+        ),
         (
             flags.bio.is_some()
                 || flags.fl_spread.is_some()
@@ -468,7 +514,8 @@ impl Job<'_> {
     fn on_device(&self, device: &str) -> Result<Summary> {
         match device {
             "cuda" => self.cuda(),
-            _ => self.go::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default()),
+            "cpu" => self.go::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default()),
+            other => bail!("unknown device '{other}'; use cpu or cuda"),
         }
     }
 
@@ -520,34 +567,23 @@ fn finish(summary: Summary, folder: &Path) -> Result<()> {
 fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig> {
     let kind: ModelKind = model.parse()?;
     let preset = match s.preset.as_deref() {
-        None | Some("small") => Preset::Small,
+        None | Some("default") => Preset::Default,
+        Some("small") => Preset::Small,
         Some("paper") => Preset::Paper,
-        Some(other) => bail!("unknown preset '{other}'; use small or paper"),
+        Some(other) => bail!("unknown preset '{other}'; use default, small or paper"),
+    };
+    let decoder = match s.decoder.as_deref() {
+        None => None,
+        Some("direct") => Some(Decoder::Direct),
+        Some("autoregressive") => Some(Decoder::Autoregressive),
+        Some(other) => bail!("unknown decoder '{other}'; use direct or autoregressive"),
     };
     let horizon = data.meta.horizon(s.horizon)?;
     let lookback = s
         .lookback
         .unwrap_or(chaoscast::data::window::DEFAULT_LOOKBACK);
-    let mut cfg = TrainConfig::preset(kind, preset, data.vars(), lookback, horizon);
+    let mut cfg = TrainConfig::preset_for(kind, preset, decoder, data.vars(), lookback, horizon)?;
     apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0));
-    match (s.decoder.as_deref(), &mut cfg.model) {
-        (None | Some("direct"), _) => {}
-        (Some("autoregressive"), ModelConfig::Recurrent(c)) => {
-            c.decoder = Some(Decoder::Autoregressive)
-        }
-        (Some("autoregressive"), ModelConfig::Transformer(c)) => {
-            c.decoder = Some(Decoder::Autoregressive)
-        }
-        (Some("autoregressive"), other) => bail!(
-            "--decoder autoregressive is for lstm, gru and transformer, not {}",
-            other.name()
-        ),
-        (Some(other), _) => bail!("unknown decoder '{other}'; use direct or autoregressive"),
-    }
-    if cfg.model.is_autoregressive() && s.sam.is_none() {
-        // ASAM at ρ = 1 keeps the decoder at its first epoch (docs/results/strategies-thomas).
-        cfg.sharpness = Sharpness::None;
-    }
     let optimizer_before = cfg.optimizer;
     let mut cfg = overrides(cfg, s)?;
     // A different optimizer without --lr gets that optimizer's usual rate.
@@ -573,14 +609,51 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
     cfg.lr = s.lr.unwrap_or(cfg.lr);
     match s.optimizer.as_deref() {
         Some("adam") => cfg.optimizer = OptimizerKind::Adam,
-        Some(_) => cfg.optimizer = OptimizerKind::Sgd,
+        Some("sgd") => cfg.optimizer = OptimizerKind::Sgd,
+        Some(other) => bail!("unknown optimizer '{other}'; use sgd or adam"),
         None => {}
     }
     match s.sam.as_deref() {
         Some("none") => cfg.sharpness = Sharpness::None,
         Some("sam") => cfg.sharpness = Sharpness::Sam { rho: 0.05 },
-        Some(_) => cfg.sharpness = Sharpness::default(),
+        Some("asam") => cfg.sharpness = Sharpness::default(),
+        Some(other) => bail!("unknown --sam '{other}'; use asam, sam or none"),
         None => {}
+    }
+    if let Some(r) = s.rho {
+        match &mut cfg.sharpness {
+            Sharpness::None => {
+                bail!("--rho is the radius of ASAM or SAM; add --sam asam or --sam sam")
+            }
+            Sharpness::Sam { rho } | Sharpness::Asam { rho, .. } => *rho = r,
+        }
+    }
+    cfg.weight_decay = s.weight_decay.unwrap_or(cfg.weight_decay);
+    cfg.input_noise = s.input_noise.unwrap_or(cfg.input_noise);
+    match s.clip_grad {
+        Some(0.0) => cfg.clip_grad = None,
+        Some(c) => cfg.clip_grad = Some(c),
+        None => {}
+    }
+    cfg.window_loss = s.window_loss.unwrap_or(cfg.window_loss);
+    match (s.closed_loop_epochs, s.bptt) {
+        (Some(0), Some(_)) => {
+            bail!("--bptt bounds closed-loop fine-tuning; give --closed-loop-epochs N > 0")
+        }
+        (Some(0), None) => cfg.closed_loop = None,
+        (Some(epochs), bptt) => {
+            cfg.closed_loop = Some(ClosedLoop {
+                epochs,
+                bptt: bptt
+                    .or(cfg.closed_loop.map(|c| c.bptt))
+                    .unwrap_or(cfg.model.horizon()),
+            })
+        }
+        (None, Some(bptt)) => match &mut cfg.closed_loop {
+            Some(c) => c.bptt = bptt,
+            None => bail!("--bptt bounds closed-loop fine-tuning; add --closed-loop-epochs N"),
+        },
+        (None, None) => {}
     }
     apply_bio(&mut cfg.bio, s)?;
     apply_esn(&mut cfg.model, s)?;
@@ -598,7 +671,7 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
         && (s.strategy.is_some() || s.tf_sampling.is_some() || s.tf_k.is_some())
     {
         bail!(
-            "--strategy, --tf-sampling and --tf-k train the autoregressive decoder; add --decoder autoregressive (lstm, gru or transformer)"
+            "--strategy, --tf-sampling and --tf-k train the autoregressive decoder; add --decoder autoregressive (lstm, gru, fdn or transformer)"
         );
     }
     Ok(cfg)

@@ -45,7 +45,38 @@ impl<B: Backend> AutoregressiveRnn<B> {
         x: Tensor<B, 3>,
         teacher: Option<(Tensor<B, 3>, Tensor<B, 2>)>,
     ) -> Tensor<B, 3> {
-        let [batch, steps, vars] = x.dims();
+        let teacher = match teacher {
+            Some((inputs, mask)) => Teacher::new(inputs, Feed::Mask(mask)),
+            None => Teacher::free(x.clone()),
+        };
+        self.train_forecast(x, &teacher)
+    }
+
+    /// The forecast a training step scores (see [`Teacher`]): `[batch, horizon, vars]`, or with
+    /// `teacher.window` `[batch, lookback − 1 + horizon, vars]`, the one-step forecasts of
+    /// window steps 1 .. L − 1 (each from the true steps before it) followed by the horizon.
+    ///
+    /// Under [`Feed::Truth`] every input is a true value, so the layers run once over the
+    /// window and the horizon's inputs together (fused on the CPU backends); this equals the
+    /// step-by-step decoder with a mask of ones.
+    pub fn train_forecast(&self, x: Tensor<B, 3>, teacher: &Teacher<B>) -> Tensor<B, 3> {
+        let [_, steps, _] = x.dims();
+        if matches!(teacher.feed, Feed::Truth) {
+            let sequence = match self.horizon {
+                1 => x,
+                h => Tensor::cat(vec![x, teacher.inputs.clone().narrow(1, 0, h - 1)], 1),
+            };
+            let top = self
+                .layers
+                .iter()
+                .fold(sequence.clone(), |input, layer| layer.forward(input));
+            let forecast = sequence + self.head.forward(top);
+            return if teacher.window {
+                forecast
+            } else {
+                forecast.narrow(1, steps - 1, self.horizon)
+            };
+        }
         let mut states = Vec::with_capacity(self.layers.len());
         let mut input = x.clone();
         for layer in &self.layers {
@@ -53,31 +84,164 @@ impl<B: Backend> AutoregressiveRnn<B> {
             states.push(state);
             input = h;
         }
+        let mut out = Vec::with_capacity(self.horizon + 1);
+        if teacher.window && steps > 1 {
+            let early = input.narrow(1, 0, steps - 1);
+            out.push(x.clone().narrow(1, 0, steps - 1) + self.head.forward(early));
+        }
+        out.push(self.decode_horizon(x, states, teacher));
+        Tensor::cat(out, 1)
+    }
+
+    /// The horizon from the encoder's last states, `[batch, horizon, vars]`.
+    fn decode_horizon(
+        &self,
+        x: Tensor<B, 3>,
+        mut states: Vec<CellState<B>>,
+        teacher: &Teacher<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, steps, vars] = x.dims();
         let top = |states: &[CellState<B>]| {
             states
                 .last()
                 .expect("a forecaster has at least one layer")
                 .hidden()
         };
-        let mut current = x.narrow(1, steps - 1, 1).reshape([batch, vars]);
-        let mut forecast = current.clone() + self.head.forward(top(&states));
+        let current = x.narrow(1, steps - 1, 1).reshape([batch, vars]);
+        let mut forecast = current + self.head.forward(top(&states));
         let mut out = Vec::with_capacity(self.horizon);
         out.push(forecast.clone());
         for t in 1..self.horizon {
-            current = match &teacher {
-                Some((targets, mask)) => teacher_input(targets, mask, t, forecast),
-                None => forecast,
+            let mut current = match &teacher.feed {
+                Feed::Mask(mask) => teacher_input(&teacher.inputs, mask, t, forecast),
+                Feed::Truth => step_of(&teacher.inputs, t - 1),
+                Feed::Forecast => forecast,
             };
+            if teacher.bptt.is_some_and(|k| t.is_multiple_of(k)) {
+                current = current.detach();
+                states = states.into_iter().map(CellState::detach).collect();
+            }
             let mut v = current.clone();
             for (layer, state) in self.layers.iter().zip(states.iter_mut()) {
                 *state = layer.step(v, state.clone());
                 v = state.hidden();
             }
-            forecast = current.clone() + self.head.forward(v);
+            forecast = current + self.head.forward(v);
             out.push(forecast.clone());
         }
         Tensor::stack(out, 1)
     }
+}
+
+/// Where the decoder's inputs come from in a training forecast.
+#[derive(Clone, Debug)]
+pub enum Feed<B: Backend> {
+    /// Every input is the true value (teacher forcing): one-step-ahead training.
+    Truth,
+    /// Every input is the model's own previous forecast (free running, closed loop).
+    Forecast,
+    /// Per sequence and step, `[batch, horizon]`: 1 for the true value, 0 for the forecast (see
+    /// [`AutoregressiveRnn::decode`]).
+    Mask(Tensor<B, 2>),
+}
+
+/// What a training forecast may read besides its window.
+#[derive(Clone, Debug)]
+pub struct Teacher<B: Backend> {
+    /// The true horizon values `[batch, horizon, vars]` that [`Feed`] may put in as inputs
+    /// (in training, with the input noise already added).
+    pub inputs: Tensor<B, 3>,
+    /// Where each decoder input comes from.
+    pub feed: Feed<B>,
+    /// Backpropagation through the rollout spans at most this many steps: the fed-back input
+    /// and the recurrent state are detached every `bptt` steps (`None`: the whole horizon).
+    pub bptt: Option<usize>,
+    /// Whether the forecast also holds the one-step forecasts inside the lookback window (a
+    /// loss over the whole window, warm-up steps included).
+    pub window: bool,
+}
+
+impl<B: Backend> Teacher<B> {
+    /// Inputs fed as `feed` says, over the horizon only, with full backpropagation.
+    pub fn new(inputs: Tensor<B, 3>, feed: Feed<B>) -> Self {
+        Self {
+            inputs,
+            feed,
+            bptt: None,
+            window: false,
+        }
+    }
+
+    /// Free running; `like` only lends its device and type (never read as a value).
+    fn free(like: Tensor<B, 3>) -> Self {
+        Self::new(like, Feed::Forecast)
+    }
+}
+
+/// The autoregressive forecast of a sliding-window model (the transformer's and the FDN's
+/// autoregressive mode): `change` maps a window `[batch, L, vars]` to the change from its last
+/// value to the next, the forecast is appended (or, where `teacher.feed` says, the true value)
+/// and the oldest step dropped, `horizon` times; `[batch, horizon, vars]`. With
+/// `teacher.bptt = Some(k)` the window is detached every k steps.
+///
+/// Under [`Feed::Truth`] only the first step is forecast, `[batch, 1, vars]`: with true inputs,
+/// step t from window s is step 0 from window s + t, which the training set holds itself (at
+/// stride 1), so teacher forcing is one-step training at 1/H of the cost.
+///
+/// # Panics
+/// If `teacher.window` is set: a sliding-window model makes no one-step forecasts inside its
+/// window (training configs refuse it).
+pub(super) fn slide<B: Backend>(
+    x: Tensor<B, 3>,
+    teacher: &Teacher<B>,
+    horizon: usize,
+    change: impl Fn(Tensor<B, 3>) -> Tensor<B, 2>,
+) -> Tensor<B, 3> {
+    assert!(
+        !teacher.window,
+        "a sliding-window model makes no one-step forecasts inside its window"
+    );
+    let [batch, steps, vars] = x.dims();
+    let horizon = if matches!(teacher.feed, Feed::Truth) {
+        1
+    } else {
+        horizon
+    };
+    let mut window = x;
+    let mut out = Vec::with_capacity(horizon);
+    for t in 0..horizon {
+        let last = window
+            .clone()
+            .narrow(1, steps - 1, 1)
+            .reshape([batch, vars]);
+        let forecast = last + change(window.clone());
+        out.push(forecast.clone());
+        if t + 1 < horizon {
+            let next = match &teacher.feed {
+                Feed::Mask(mask) => teacher_input(&teacher.inputs, mask, t + 1, forecast),
+                Feed::Truth => step_of(&teacher.inputs, t),
+                Feed::Forecast => forecast,
+            };
+            window = if steps > 1 {
+                Tensor::cat(
+                    vec![window.narrow(1, 1, steps - 1), next.unsqueeze_dim(1)],
+                    1,
+                )
+            } else {
+                next.unsqueeze_dim(1)
+            };
+            if teacher.bptt.is_some_and(|k| (t + 1).is_multiple_of(k)) {
+                window = window.detach();
+            }
+        }
+    }
+    Tensor::stack(out, 1)
+}
+
+/// Step `t` of `[batch, horizon, vars]` as `[batch, vars]`.
+fn step_of<B: Backend>(x: &Tensor<B, 3>, t: usize) -> Tensor<B, 2> {
+    let [batch, _, vars] = x.dims();
+    x.clone().narrow(1, t, 1).reshape([batch, vars])
 }
 
 /// The input of decoder step `t` (t ≥ 1) under a teacher: the true value y_{t−1} of `targets`
@@ -89,8 +253,7 @@ pub(super) fn teacher_input<B: Backend>(
     t: usize,
     forecast: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
-    let [batch, vars] = forecast.dims();
-    let truth = targets.clone().narrow(1, t - 1, 1).reshape([batch, vars]);
+    let truth = step_of(targets, t - 1);
     let m = mask.clone().narrow(1, t, 1);
     truth * m.clone() + forecast * (m.ones_like() - m)
 }
@@ -98,6 +261,7 @@ pub(super) fn teacher_input<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::CellKind;
     use crate::models::cells::{GruCell, LstmCell};
     use crate::models::init;
     use burn::backend::Flex;
@@ -235,5 +399,283 @@ mod tests {
             }
             window = Tensor::cat(vec![window, next.unsqueeze_dim(1)], 1);
         }
+    }
+
+    /// A one-layer model of either cell with every weight and bias drawn (biases too, so the
+    /// hand-rolled rollout below checks where each one enters).
+    fn random_model(
+        cell: CellKind,
+        vars: usize,
+        hidden: usize,
+        horizon: usize,
+    ) -> AutoregressiveRnn<B> {
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let layer = match cell {
+            CellKind::Gru => {
+                let mut c = GruCell::<B>::new(&mut rng, vars, hidden, &device);
+                c.input_bias = init::uniform(&mut rng, [3 * hidden], 0.3, &device);
+                c.recurrent_bias = init::uniform(&mut rng, [3 * hidden], 0.3, &device);
+                RecurrentCell::Gru(c)
+            }
+            CellKind::Lstm => {
+                let mut c = LstmCell::<B>::new(&mut rng, vars, hidden, &device);
+                c.bias = init::uniform(&mut rng, [4 * hidden], 0.3, &device);
+                RecurrentCell::Lstm(c)
+            }
+        };
+        let mut head = init::linear::<B>(&mut rng, hidden, vars, &device);
+        head.bias = Some(init::uniform(&mut rng, [vars], 0.1, &device));
+        AutoregressiveRnn {
+            layers: vec![layer],
+            head,
+            vars,
+            horizon,
+        }
+    }
+
+    /// The model's weights on the host and its step in plain scalar arithmetic, written from the
+    /// gate equations in `cells/gru.rs` and `cells/lstm.rs` (GRU gates r, z, n; LSTM i, f, g, o).
+    struct HostRnn {
+        lstm: bool,
+        hidden: usize,
+        wx: Vec<f32>,
+        wh: Vec<f32>,
+        bx: Vec<f32>,
+        bh: Vec<f32>,
+        head_w: Vec<f32>,
+        head_b: Vec<f32>,
+    }
+
+    impl HostRnn {
+        fn of(model: &AutoregressiveRnn<B>) -> Self {
+            let v1 = |t: Tensor<B, 1>| values(t);
+            let v2 = |t: Tensor<B, 2>| values(t);
+            let (lstm, hidden, wx, wh, bx, bh) = match &model.layers[0] {
+                RecurrentCell::Gru(c) => {
+                    let hidden = c.recurrent.val().dims()[0];
+                    (
+                        false,
+                        hidden,
+                        v2(c.input.val()),
+                        v2(c.recurrent.val()),
+                        v1(c.input_bias.val()),
+                        v1(c.recurrent_bias.val()),
+                    )
+                }
+                RecurrentCell::Lstm(c) => {
+                    let hidden = c.recurrent.val().dims()[0];
+                    (
+                        true,
+                        hidden,
+                        v2(c.input.val()),
+                        v2(c.recurrent.val()),
+                        v1(c.bias.val()),
+                        vec![0.0; 4 * hidden],
+                    )
+                }
+            };
+            Self {
+                lstm,
+                hidden,
+                wx,
+                wh,
+                bx,
+                bh,
+                head_w: v2(model.head.weight.val()),
+                head_b: v1(model.head.bias.as_ref().unwrap().val()),
+            }
+        }
+
+        /// `v · W + b` for a row-major `W` of `v.len()` rows.
+        fn affine(v: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+            let cols = b.len();
+            (0..cols)
+                .map(|j| {
+                    b[j] + v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| x * w[i * cols + j])
+                        .sum::<f32>()
+                })
+                .collect()
+        }
+
+        fn step(&self, x: &[f32], h: &mut [f32], c: &mut [f32]) {
+            let s = |v: f32| 1.0 / (1.0 + (-v).exp());
+            let n = self.hidden;
+            let xg = Self::affine(x, &self.wx, &self.bx);
+            let hg = Self::affine(h, &self.wh, &self.bh);
+            if self.lstm {
+                for k in 0..n {
+                    let g = |b: usize| xg[b * n + k] + hg[b * n + k];
+                    c[k] = s(g(1)) * c[k] + s(g(0)) * g(2).tanh();
+                    h[k] = s(g(3)) * c[k].tanh();
+                }
+            } else {
+                for k in 0..n {
+                    let r = s(xg[k] + hg[k]);
+                    let z = s(xg[n + k] + hg[n + k]);
+                    let cand = (xg[2 * n + k] + r * hg[2 * n + k]).tanh();
+                    h[k] = (1.0 - z) * cand + z * h[k];
+                }
+            }
+        }
+
+        /// Warm up on `window` (rows of `vars`) from a zero state, then run closed loop.
+        fn rollout(&self, window: &[Vec<f32>], steps: usize) -> Vec<Vec<f32>> {
+            let (mut h, mut c) = (vec![0.0; self.hidden], vec![0.0; self.hidden]);
+            for row in window {
+                self.step(row, &mut h, &mut c);
+            }
+            let mut current = window.last().unwrap().clone();
+            let mut out = Vec::new();
+            for t in 0..steps {
+                if t > 0 {
+                    self.step(&current, &mut h, &mut c);
+                }
+                let change = Self::affine(&h, &self.head_w, &self.head_b);
+                current = current.iter().zip(&change).map(|(a, d)| a + d).collect();
+                out.push(current.clone());
+            }
+            out
+        }
+    }
+
+    /// The closed-loop forecast (fused encoder, then decoder steps) equals a rollout of the same
+    /// weights written out in scalar arithmetic, for both cells.
+    #[test]
+    fn closed_loop_forecast_equals_a_hand_rolled_rollout() {
+        let (batch, steps, vars, horizon) = (2, 7, 3, 5);
+        let series: Vec<f32> = (0..batch * steps * vars)
+            .map(|i| (i as f32 * 0.61).sin())
+            .collect();
+        for cell in [CellKind::Gru, CellKind::Lstm] {
+            let model = random_model(cell, vars, 6, horizon);
+            let host = HostRnn::of(&model);
+            let got = values(model.forward(tensor(series.clone(), [batch, steps, vars])));
+            for b in 0..batch {
+                let window: Vec<Vec<f32>> = (0..steps)
+                    .map(|t| series[(b * steps + t) * vars..(b * steps + t + 1) * vars].to_vec())
+                    .collect();
+                let want = host.rollout(&window, horizon).concat();
+                let got = &got[b * horizon * vars..(b + 1) * horizon * vars];
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() < 1e-5,
+                        "{cell:?} sequence {b}, value {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Teacher forcing in one pass over the window and the true horizon inputs equals the
+    /// step-by-step decoder under a mask of ones; with `window` it adds the one-step forecasts
+    /// of window steps 1 .. L − 1, each the window value before it plus the head.
+    #[test]
+    fn one_pass_teacher_forcing_equals_the_stepwise_decoder() {
+        let device = Default::default();
+        let (batch, steps, vars, horizon) = (3, 6, 2, 4);
+        let series: Vec<f32> = (0..batch * (steps + horizon) * vars)
+            .map(|i| (i as f32 * 0.37).cos())
+            .collect();
+        let series = tensor(series, [batch, steps + horizon, vars]);
+        let (x, y) = (
+            series.clone().narrow(1, 0, steps),
+            series.clone().narrow(1, steps, horizon),
+        );
+        for cell in [CellKind::Gru, CellKind::Lstm] {
+            let model = random_model(cell, vars, 5, horizon);
+            let ones = Tensor::<B, 2>::ones([batch, horizon], &device);
+            for window in [false, true] {
+                let teacher = |feed| Teacher {
+                    inputs: y.clone(),
+                    feed,
+                    bptt: None,
+                    window,
+                };
+                let fused = values(model.train_forecast(x.clone(), &teacher(Feed::Truth)));
+                let stepwise =
+                    values(model.train_forecast(x.clone(), &teacher(Feed::Mask(ones.clone()))));
+                assert_eq!(
+                    fused.len(),
+                    batch * (horizon + if window { steps - 1 } else { 0 }) * vars
+                );
+                for (a, b) in fused.iter().zip(&stepwise) {
+                    assert!((a - b).abs() < 1e-5, "{cell:?} window {window}: {a} vs {b}");
+                }
+            }
+            // Each one-step forecast is the first forecast from the true steps before it.
+            let full = model.train_forecast(
+                x.clone(),
+                &Teacher {
+                    inputs: y.clone(),
+                    feed: Feed::Truth,
+                    bptt: None,
+                    window: true,
+                },
+            );
+            for t in 1..steps + horizon {
+                let first = model
+                    .forward(series.clone().narrow(1, 0, t))
+                    .narrow(1, 0, 1);
+                let got = full.clone().narrow(1, t - 1, 1);
+                for (a, b) in values(got).iter().zip(values(first)) {
+                    assert!((a - b).abs() < 1e-5, "{cell:?} step {t}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// Bounded backpropagation through the rollout leaves the forecast unchanged but cuts the
+    /// gradient path: with bptt = 1 a free-running step after the first depends on nothing that
+    /// came before it, so the window gets no gradient from it.
+    #[test]
+    fn bounded_bptt_cuts_the_gradient_through_the_rollout() {
+        type A = burn::backend::Autodiff<B>;
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let model = AutoregressiveRnn::<A> {
+            layers: vec![RecurrentCell::Gru(GruCell::new(&mut rng, 2, 4, &device))],
+            head: init::linear(&mut rng, 4, 2, &device),
+            vars: 2,
+            horizon: 4,
+        };
+        let x: Vec<f32> = (0..2 * 5 * 2).map(|i| (i as f32 * 0.3).sin()).collect();
+        let window_grad = |bptt| {
+            let x = Tensor::<A, 3>::from_data(TensorData::new(x.clone(), [2, 5, 2]), &device)
+                .require_grad();
+            let teacher = Teacher {
+                inputs: x.clone().narrow(1, 0, 4),
+                feed: Feed::Forecast,
+                bptt,
+                window: false,
+            };
+            let out = model.train_forecast(x.clone(), &teacher);
+            let last = out.clone().narrow(1, 3, 1).sum();
+            let grads = last.backward();
+            let g = x.grad(&grads).map(|g| g.abs().sum().into_scalar());
+            (
+                out.inner().into_data().to_vec::<f32>().unwrap(),
+                g.unwrap_or(0.0),
+            )
+        };
+        let (full, g_full) = window_grad(None);
+        let (cut, g_cut) = window_grad(Some(1));
+        assert_eq!(full, cut, "bptt changes gradients, not the forecast");
+        assert!(
+            g_full > 1e-4,
+            "the whole rollout reaches the window: {g_full}"
+        );
+        assert_eq!(
+            g_cut, 0.0,
+            "a step cut off from its past reaches nothing before it"
+        );
+        let (_, g_long) = window_grad(Some(4));
+        assert!(
+            (g_long - g_full).abs() < 1e-6,
+            "bptt = horizon is full backpropagation"
+        );
     }
 }

@@ -15,6 +15,7 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::autoregressive::{Feed, Teacher};
 use super::init::HostInit;
 // `Result` stays unimported: burn's Config derive refers to it unqualified.
 use crate::error::Error;
@@ -40,9 +41,18 @@ pub struct FdnConfig {
     /// Seed of the weight initialisation (default 0).
     #[config(default = 0)]
     pub seed: u64,
+    /// Direct multi-step head or autoregressive (default, and when absent: direct). The
+    /// autoregressive FDN predicts the change to the next step and slides its window one step
+    /// per forecast, like the autoregressive transformer.
+    pub decoder: Option<super::Decoder>,
 }
 
 impl FdnConfig {
+    /// Whether the decoder is the autoregressive one.
+    pub fn is_autoregressive(&self) -> bool {
+        self.decoder == Some(super::Decoder::Autoregressive)
+    }
+
     /// The segment boundaries: `[0, L/2, L/2 + (L − L/2)/2, L]`.
     pub fn segments(&self) -> [usize; 4] {
         let half = self.lookback / 2;
@@ -76,6 +86,11 @@ impl FdnConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Fdn<B>> {
         self.validate()?;
         let bounds = self.segments();
+        let out_steps = if self.is_autoregressive() {
+            1
+        } else {
+            self.horizon
+        };
         let conv = |c_in: usize, k: usize| {
             Conv1dConfig::new(c_in, self.channels, k)
                 .with_padding(PaddingConfig1d::Same)
@@ -93,7 +108,7 @@ impl FdnConfig {
                             temporal: conv(self.channels, self.kernel),
                         })
                         .collect(),
-                    head: LinearConfig::new(self.channels * len, self.horizon)
+                    head: LinearConfig::new(self.channels * len, out_steps)
                         .with_initializer(Initializer::Zeros)
                         .init(device),
                     start: bounds[s],
@@ -106,6 +121,7 @@ impl FdnConfig {
             activation: Gelu::new(),
             vars: self.vars,
             horizon: self.horizon,
+            autoregressive: self.is_autoregressive(),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         Ok(model.map(&mut HostInit { rng: &mut rng }))
@@ -142,6 +158,7 @@ pub struct Fdn<B: Backend> {
     activation: Gelu,
     vars: usize,
     horizon: usize,
+    autoregressive: bool,
 }
 
 impl<B: Backend> Fdn<B> {
@@ -165,7 +182,41 @@ impl<B: Backend> Fdn<B> {
     /// is one fused operation doing the same on host buffers (`fdn_block`). Same parameters and
     /// the same function as [`Self::forward_reference`], several times faster on the CPU
     /// backend, whose direct convolution walks strided views element by element.
+    ///
+    /// The autoregressive FDN slides its window: see [`Self::train_forecast`].
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if self.autoregressive {
+            return self.train_forecast(x.clone(), &Teacher::new(x, Feed::Forecast));
+        }
+        self.forward_steps(x)
+    }
+
+    /// Whether the model forecasts one step at a time.
+    pub fn is_autoregressive(&self) -> bool {
+        self.autoregressive
+    }
+
+    /// The autoregressive forecast a training step scores (see
+    /// [`super::autoregressive::Teacher`]): the one-step head's change added to the window's
+    /// last value, the window sliding one step per forecast; `[batch, horizon, vars]`, or
+    /// `[batch, 1, vars]` under teacher forcing (one-step training).
+    ///
+    /// # Panics
+    /// If the model was built with the direct head, or `teacher.window` is set.
+    pub fn train_forecast(&self, x: Tensor<B, 3>, teacher: &Teacher<B>) -> Tensor<B, 3> {
+        assert!(
+            self.autoregressive,
+            "train_forecast needs the one-step head"
+        );
+        super::autoregressive::slide(x, teacher, self.horizon, |w| {
+            let [batch, _, vars] = w.dims();
+            self.forward_steps(w).reshape([batch, vars])
+        })
+    }
+
+    /// What the heads compute: `[batch, horizon, vars]`, or one step for the autoregressive
+    /// head.
+    fn forward_steps(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, lookback, vars] = x.dims();
         // Channel independence: every variable becomes its own one-channel series.
         let series = x.swap_dims(1, 2).reshape([batch * vars, lookback, 1]);
@@ -196,7 +247,8 @@ impl<B: Backend> Fdn<B> {
             .reduce(|a, b| a + b)
             .expect("an FDN has three branches")
             / count;
-        mean.reshape([batch, vars, self.horizon]).swap_dims(1, 2)
+        let steps = if self.autoregressive { 1 } else { self.horizon };
+        mean.reshape([batch, vars, steps]).swap_dims(1, 2)
     }
 
     /// The same forecast through Burn's `Conv1d` modules on `[series, channels, steps]`: the
@@ -288,6 +340,46 @@ fn channels_last_head<B: Backend>(head: &Linear<B>, h: Tensor<B, 3>) -> Tensor<B
 mod tests {
     use super::*;
     use burn::backend::Flex;
+
+    /// The autoregressive FDN's forecast is its one-step map iterated by hand: each step is the
+    /// window's last value plus the heads' one-step output, then the window slides on by that
+    /// forecast. Under teacher forcing it forecasts the first step only.
+    #[test]
+    fn the_autoregressive_fdn_iterates_its_one_step_map() {
+        let device = Default::default();
+        let model = FdnConfig::new(2, 12, 4)
+            .with_channels(4)
+            .with_decoder(Some(crate::models::Decoder::Autoregressive))
+            .init::<Flex>(&device)
+            .unwrap();
+        let x = Tensor::<Flex, 3>::from_data(
+            TensorData::new(
+                (0..2 * 12 * 2).map(|i| (i as f32 * 0.3).sin()).collect(),
+                [2, 12, 2],
+            ),
+            &device,
+        );
+        let got = model.forward(x.clone());
+        assert_eq!(got.dims(), [2, 4, 2]);
+        let mut window = x.clone();
+        for t in 0..4 {
+            let last = window.clone().narrow(1, 11, 1);
+            let next = last + model.forward_steps(window.clone());
+            let g = got
+                .clone()
+                .narrow(1, t, 1)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            let w = next.clone().into_data().to_vec::<f32>().unwrap();
+            for (a, b) in g.iter().zip(&w) {
+                assert!((a - b).abs() < 1e-5, "step {t}: {a} vs {b}");
+            }
+            window = Tensor::cat(vec![window.narrow(1, 1, 11), next], 1);
+        }
+        let forced = model.train_forecast(x.clone(), &Teacher::new(x.clone(), Feed::Truth));
+        assert_eq!(forced.dims(), [2, 1, 2]);
+    }
 
     #[test]
     fn shapes_segments_and_kernel_count() {

@@ -23,7 +23,7 @@ use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use autoregressive::AutoregressiveRnn;
+pub use autoregressive::{AutoregressiveRnn, Feed, Teacher};
 pub use esn::{Esn, EsnConfig};
 pub use fdn::{Fdn, FdnConfig};
 pub use recurrent::{CellKind, Decoder, RecurrentConfig, RecurrentForecaster};
@@ -63,10 +63,15 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
-/// Model sizes: `small` for quick CPU runs, `paper` for the paper's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Model sizes and training recipes: `default` (what `train` uses without `--preset`: the recipe
+/// that converges on a 2-core CPU), `small` for quick runs, `paper` for the paper's protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
+    /// LSTM/GRU hidden 128 (autoregressive decoder); FDN and transformer as `small`; ESN 500
+    /// units.
+    #[default]
+    Default,
     /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers, patches of 10 steps;
     /// ESN 500 units.
     Small,
@@ -98,7 +103,7 @@ impl ModelConfig {
         lookback: usize,
         horizon: usize,
     ) -> Self {
-        let small = preset == Preset::Small;
+        let small = preset != Preset::Paper;
         match kind {
             ModelKind::Lstm | ModelKind::Gru => {
                 let cell = if kind == ModelKind::Lstm {
@@ -106,12 +111,13 @@ impl ModelConfig {
                 } else {
                     CellKind::Gru
                 };
+                let hidden = match preset {
+                    Preset::Default => 128,
+                    Preset::Small => 32,
+                    Preset::Paper => 512,
+                };
                 ModelConfig::Recurrent(
-                    RecurrentConfig::new(cell, vars, horizon).with_hidden(if small {
-                        32
-                    } else {
-                        512
-                    }),
+                    RecurrentConfig::new(cell, vars, horizon).with_hidden(hidden),
                 )
             }
             ModelKind::Fdn => ModelConfig::Fdn(
@@ -173,6 +179,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Recurrent(c) => c.is_autoregressive(),
             ModelConfig::Transformer(c) => c.is_autoregressive(),
+            ModelConfig::Fdn(c) => c.is_autoregressive(),
             _ => false,
         }
     }
@@ -241,20 +248,40 @@ impl<B: Backend> Model<B> {
     }
 
     /// The forecast a training step scores: for an autoregressive decoder, with the decoder
-    /// inputs mixed from `targets` `[batch, horizon, vars]` by `mask` `[batch, horizon]` (see
-    /// [`AutoregressiveRnn::decode`]); for every other model (or without a mask), the forecast.
-    pub fn forward_train(
+    /// inputs chosen by `teacher` (see [`Teacher`]); for every other model (or without a
+    /// teacher), the forecast.
+    pub fn forward_train(&self, x: Tensor<B, 3>, teacher: Option<&Teacher<B>>) -> Tensor<B, 3> {
+        match (self, teacher) {
+            (Model::Autoregressive(m), Some(t)) => m.train_forecast(x, t),
+            (Model::Transformer(m), Some(t)) if m.is_autoregressive() => m.train_forecast(x, t),
+            (Model::Fdn(m), Some(t)) if m.is_autoregressive() => m.train_forecast(x, t),
+            _ => self.forward(x),
+        }
+    }
+
+    /// The values [`Self::forward_train`] is scored against, from the clean window `x`
+    /// `[batch, lookback, vars]` and horizon `y` `[batch, horizon, vars]`: window steps
+    /// 1 .. L − 1 then the horizon for a window loss; the first step for a sliding-window model
+    /// under teacher forcing; otherwise the horizon.
+    pub fn training_target(
         &self,
         x: Tensor<B, 3>,
-        targets: Tensor<B, 3>,
-        mask: Option<Tensor<B, 2>>,
+        y: Tensor<B, 3>,
+        teacher: Option<&Teacher<B>>,
     ) -> Tensor<B, 3> {
-        match (self, mask) {
-            (Model::Autoregressive(m), Some(mask)) => m.decode(x, Some((targets, mask))),
-            (Model::Transformer(m), Some(mask)) if m.is_autoregressive() => {
-                m.decode(x, Some((targets, mask)))
+        let Some(t) = teacher else { return y };
+        let sliding = match self {
+            Model::Transformer(m) => m.is_autoregressive(),
+            Model::Fdn(m) => m.is_autoregressive(),
+            _ => false,
+        };
+        let steps = x.dims()[1];
+        match (sliding, &t.feed) {
+            (true, Feed::Truth) => y.narrow(1, 0, 1),
+            (false, _) if t.window && steps > 1 && matches!(self, Model::Autoregressive(_)) => {
+                Tensor::cat(vec![x.narrow(1, 1, steps - 1), y], 1)
             }
-            _ => self.forward(x),
+            _ => y,
         }
     }
 

@@ -21,6 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::autoregressive::{Feed, Teacher};
 use super::init::HostInit;
 // `Result` stays unimported: burn's Config derive refers to it unqualified.
 use crate::error::Error;
@@ -187,35 +188,26 @@ impl<B: Backend> TransformerForecaster<B> {
         x: Tensor<B, 3>,
         teacher: Option<(Tensor<B, 3>, Tensor<B, 2>)>,
     ) -> Tensor<B, 3> {
+        let teacher = match teacher {
+            Some((inputs, mask)) => Teacher::new(inputs, Feed::Mask(mask)),
+            None => Teacher::new(x.clone(), Feed::Forecast),
+        };
+        self.train_forecast(x, &teacher)
+    }
+
+    /// The forecast a training step scores: the window slides one step per forecast step and
+    /// takes in what `teacher.feed` says (see [`super::autoregressive::Teacher`]);
+    /// `[batch, horizon, vars]`, or `[batch, 1, vars]` under teacher forcing, which for a
+    /// sliding window is one-step training.
+    ///
+    /// # Panics
+    /// If the model was built with the direct head, or `teacher.window` is set (training
+    /// configs refuse it).
+    pub fn train_forecast(&self, x: Tensor<B, 3>, teacher: &Teacher<B>) -> Tensor<B, 3> {
         assert!(self.autoregressive, "decode needs the autoregressive head");
-        let [batch, steps, vars] = x.dims();
-        let mut window = x;
-        let mut out = Vec::with_capacity(self.horizon);
-        for t in 0..self.horizon {
-            let last = window
-                .clone()
-                .narrow(1, steps - 1, 1)
-                .reshape([batch, vars]);
-            let forecast = last + self.head.forward(self.encode(window.clone()));
-            out.push(forecast.clone());
-            if t + 1 < self.horizon {
-                let next = match &teacher {
-                    Some((targets, mask)) => {
-                        super::autoregressive::teacher_input(targets, mask, t + 1, forecast)
-                    }
-                    None => forecast,
-                };
-                window = if steps > 1 {
-                    Tensor::cat(
-                        vec![window.narrow(1, 1, steps - 1), next.unsqueeze_dim(1)],
-                        1,
-                    )
-                } else {
-                    next.unsqueeze_dim(1)
-                };
-            }
-        }
-        Tensor::stack(out, 1)
+        super::autoregressive::slide(x, teacher, self.horizon, |w| {
+            self.head.forward(self.encode(w))
+        })
     }
 
     /// The pooled encoding of a window, `[batch, d_model]`.

@@ -5,6 +5,7 @@
 
 pub mod asam;
 pub mod checkpoint;
+pub mod clip;
 pub mod esn;
 pub mod schedule;
 pub mod strategy;

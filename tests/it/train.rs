@@ -401,3 +401,179 @@ fn every_model_trains_with_paper_default_bio() {
         assert_ne!(weights(&b.model), weights(&s.model), "{name}");
     }
 }
+
+/// The default recipe of the recurrent models, shrunk to a test's size: the autoregressive GRU
+/// taught one step ahead over the whole window with input noise and gradient clipping.
+fn one_step_config(epochs: usize) -> chaoscast::train::trainer::TrainConfig {
+    use chaoscast::models::{ModelKind, Preset};
+    let mut cfg =
+        chaoscast::train::trainer::TrainConfig::preset(ModelKind::Gru, Preset::Default, 3, 30, 10);
+    if let ModelConfig::Recurrent(c) = &mut cfg.model {
+        c.hidden = 16;
+    }
+    cfg.epochs = epochs;
+    cfg.seed = 3;
+    cfg
+}
+
+/// The default recipe learns the one-step map well enough that its closed-loop forecast over
+/// the horizon (what validation scores) ends well below its first epoch's error and below
+/// persistence on the same windows.
+#[test]
+fn the_one_step_window_recipe_learns_a_closed_loop_forecast() {
+    use chaoscast::train::trainer::{Silent, train};
+    let data = thomas(3000);
+    let mut cfg = one_step_config(15);
+    cfg.stride = 1;
+    assert!(cfg.window_loss && cfg.input_noise > 0.0 && cfg.clip_grad == Some(1.0));
+    assert!(cfg.model.is_autoregressive());
+    let outcome = train::<A>(&cfg, &data, &Default::default(), &mut Silent).unwrap();
+    let h = &outcome.history;
+    let best = h[outcome.best_epoch - 1].val_nrmse;
+    let persistence = {
+        use chaoscast::data::window::{SplitFractions, chronological_windows};
+        let sets =
+            chronological_windows(data.len(), cfg.windows(), SplitFractions::default()).unwrap();
+        let norm = chaoscast::train::trainer::training_normalizer(&data).unwrap();
+        chaoscast::metrics::persistence(
+            &data.values,
+            &sets.val,
+            cfg.windows(),
+            &norm.std,
+            0.4,
+            None,
+        )
+        .unwrap()
+        .nrmse_median
+    };
+    assert!(
+        best < h[0].val_nrmse / 2.0 && best < persistence / 2.0,
+        "best {best}, first {}, persistence {persistence}: {h:?}",
+        h[0].val_nrmse
+    );
+}
+
+/// Input noise comes from the seeded host generator: the same config trains the same run, and
+/// noise changes it.
+#[test]
+fn input_noise_is_seeded() {
+    use chaoscast::train::trainer::{Silent, train};
+    let data = thomas(800);
+    let device = Default::default();
+    let cfg = one_step_config(1);
+    let a = train::<A>(&cfg, &data, &device, &mut Silent).unwrap();
+    let b = train::<A>(&cfg, &data, &device, &mut Silent).unwrap();
+    assert_eq!(weights(&a.best), weights(&b.best));
+    let mut quiet = cfg.clone();
+    quiet.input_noise = 0.0;
+    let c = train::<A>(&quiet, &data, &device, &mut Silent).unwrap();
+    assert_ne!(weights(&a.best), weights(&c.best));
+}
+
+/// Closed-loop fine-tuning (the last epoch free running with bounded backpropagation) resumes
+/// like every other run: interrupted before it and resumed, the run ends with the weights of the
+/// uninterrupted one; and the fine-tuning epoch trains other weights than a one-step epoch.
+#[test]
+fn closed_loop_fine_tuning_resumes_exactly() {
+    use chaoscast::train::checkpoint;
+    use chaoscast::train::trainer::{ClosedLoop, resume, train};
+    let data = thomas(800);
+    let device = Default::default();
+    let mut cfg = one_step_config(3);
+    cfg.closed_loop = Some(ClosedLoop { epochs: 1, bptt: 4 });
+    let full = first_full_model(&cfg, &data);
+    let mut first = Recorder {
+        stop_after: 2,
+        states: Vec::new(),
+    };
+    train::<A>(&cfg, &data, &device, &mut first).err().unwrap();
+    let bytes = checkpoint::encode(first.states.last().unwrap(), &cfg).unwrap();
+    let state = checkpoint::decode::<A>(&bytes, &cfg, &device).unwrap();
+    let mut second = Recorder {
+        stop_after: usize::MAX,
+        states: Vec::new(),
+    };
+    resume::<A>(&cfg, &data, &device, &mut second, state).unwrap();
+    assert_eq!(
+        weights(&second.states.last().unwrap().model),
+        weights(&full)
+    );
+    let mut plain = cfg.clone();
+    plain.closed_loop = None;
+    assert_ne!(weights(&first_full_model(&plain, &data)), weights(&full));
+}
+
+/// The autoregressive FDN (one-step head, sliding window) trains under teacher forcing, which
+/// for a sliding window scores the first step only, and its closed-loop forecast improves.
+#[test]
+fn the_autoregressive_fdn_trains_one_step() {
+    use chaoscast::models::Decoder;
+    use chaoscast::train::strategy::Strategy;
+    use chaoscast::train::trainer::{OptimizerKind, Silent, TrainConfig, train};
+    let data = thomas(1500);
+    let model = ModelConfig::Fdn(
+        FdnConfig::new(3, 20, 5)
+            .with_channels(8)
+            .with_decoder(Some(Decoder::Autoregressive)),
+    );
+    let mut cfg = TrainConfig::new(model);
+    cfg.lookback = 20;
+    cfg.batch_size = 64;
+    cfg.epochs = 6;
+    cfg.optimizer = OptimizerKind::Adam;
+    cfg.lr = 3e-3;
+    cfg.weight_decay = 0.0;
+    cfg.sharpness = Sharpness::None;
+    cfg.strategy = Strategy::named("teacher-forcing").unwrap();
+    let outcome = train::<A>(&cfg, &data, &Default::default(), &mut Silent).unwrap();
+    let h = &outcome.history;
+    assert!(h[5].train_loss < h[0].train_loss / 3.0, "{h:?}");
+    assert!(
+        h[outcome.best_epoch - 1].val_nrmse < h[0].val_nrmse,
+        "{h:?}"
+    );
+}
+
+/// Settings that a model cannot honour are refused by the config, with the field named.
+#[test]
+fn settings_the_model_cannot_honour_are_refused() {
+    use chaoscast::train::trainer::{ClosedLoop, TrainConfig};
+    let direct = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8));
+    let fdn = ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(4));
+    let mut cfg = TrainConfig::new(fdn);
+    cfg.lookback = 20;
+    cfg.window_loss = true;
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("window_loss")
+    );
+    let mut cfg = TrainConfig::new(direct);
+    cfg.closed_loop = Some(ClosedLoop { epochs: 1, bptt: 2 });
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("closed_loop")
+    );
+    let mut cfg = one_step_config(2);
+    cfg.closed_loop = Some(ClosedLoop { epochs: 3, bptt: 2 });
+    assert!(cfg.validate().unwrap_err().to_string().contains("exceed"));
+    let mut cfg = one_step_config(2);
+    cfg.clip_grad = Some(0.0);
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("clip_grad")
+    );
+    let mut cfg = one_step_config(2);
+    cfg.input_noise = -0.1;
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("input_noise")
+    );
+}

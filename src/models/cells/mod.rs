@@ -59,6 +59,14 @@ impl<B: Backend> CellState<B> {
             CellState::Gru(h) => h.clone(),
         }
     }
+
+    /// The same state cut off from the autodiff graph: gradients stop here.
+    pub fn detach(self) -> Self {
+        match self {
+            CellState::Lstm([h, c]) => CellState::Lstm([h.detach(), c.detach()]),
+            CellState::Gru(h) => CellState::Gru(h.detach()),
+        }
+    }
 }
 
 impl<B: Backend> RecurrentCell<B> {
