@@ -9,6 +9,14 @@ ASAM costs over a plain step. Not run by CI.
     python3 -m venv benches/.venv && benches/.venv/bin/pip install -r benches/requirements.txt
     benches/.venv/bin/python benches/compare_torch.py [--device cpu|cuda] [--threads 2] [--paper]
         [--ours PATH] [--only-torch] [--only REGEX] [--steps N] [--out FILE.md]
+    benches/.venv/bin/python benches/compare_torch.py --quality [--model gru|lstm] [--seeds 0,1,2]
+        [--recipe datasets/thomas.toml] [--long 164] [--chaoscast PATH] [-- TRAIN FLAGS]
+
+--quality     forecast quality instead of step times: for each seed, `chaoscast train --model M`
+              (the default recipe) and `eval --rollout 164`, then benches/quality_torch.py, the
+              PyTorch twin, with the settings read from the run's config.json (width, epochs,
+              learning rate, noise, clipping, stride, batch); one table of test NRMSE, VPT and
+              training time (the sum of the epochs' times, validation included, on both sides).
 
 --ours PATH   the bench executable; by default `cargo bench --bench main --no-run` builds it
               (with `--features cuda` for `--device cuda`) and its path is taken from Cargo's
@@ -506,6 +514,94 @@ def report(rows, info, args):
     return lines
 
 
+# ------------------------------------------------------------------------------------------------
+# Forecast quality side by side: chaoscast's default recipe and its PyTorch twin (quality_torch.py)
+# ------------------------------------------------------------------------------------------------
+
+
+def build_cli():
+    log("building chaoscast: cargo build --release")
+    if subprocess.run(["cargo", "build", "--release"], cwd=REPO).returncode != 0:
+        sys.exit("cargo build failed")
+    return os.path.join(REPO, "target", "release", "chaoscast")
+
+
+def quality(args):
+    """Trains chaoscast's default recipe and the PyTorch twin with the same settings (read from
+    the run's config.json) for each seed, one after the other, and prints one table."""
+    binary = os.path.abspath(args.chaoscast) if args.chaoscast else build_cli()
+    work = tempfile.mkdtemp(prefix="compare-torch-quality-")
+    data = os.path.join(work, "data.parquet")
+    csv = os.path.join(work, "data.csv")
+    for path, fmt in ((data, "parquet"), (csv, "csv")):
+        subprocess.run([binary, "--quiet", "generate", args.recipe, "--format", fmt, "-o", path],
+                       cwd=REPO, check=True)
+    env = thread_env(args.threads)
+    rows = []
+    for seed in args.seeds:
+        run = os.path.join(work, f"{args.model}-seed-{seed}")
+        cmd = [binary, "--quiet", "train", "--data", data, "--model", args.model,
+               "--seed", str(seed), "-o", run] + args.extra
+        log("ours: " + " ".join(cmd))
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO, env=env, check=True)
+        wall = time.perf_counter() - t0
+        subprocess.run([binary, "--quiet", "eval", run, "--rollout", str(args.long)],
+                       cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(run, "report.json")) as f:
+            report = json.load(f)
+        with open(os.path.join(run, "config.json")) as f:
+            cfg = json.load(f)["train"]
+        with open(os.path.join(run, "metrics.csv")) as f:
+            header = f.readline().strip().split(",")
+            seconds = sum(float(line.split(",")[header.index("seconds")]) for line in f)
+        long = report.get("rollout") or {}
+        rows.append(("chaoscast", seed, report["nrmse_median"], report["nrmse_mean"],
+                     report["vpt_median_steps"], long.get("vpt_median_steps"), seconds, wall))
+        model = cfg["model"]
+        twin = [sys.executable, os.path.join(REPO, "benches", "quality_torch.py"), "--csv", csv,
+                "--cell", args.model, "--hidden", str(model["hidden"]),
+                "--lookback", str(cfg["lookback"]), "--horizon", str(model["horizon"]),
+                "--stride", str(cfg["stride"]), "--noise", str(cfg["input_noise"]),
+                "--lr", str(cfg["lr"]), "--weight-decay", str(cfg["weight_decay"]),
+                "--clip", str(cfg.get("clip_grad") or 0), "--batch", str(cfg["batch_size"]),
+                "--epochs", str(cfg["epochs"]), "--seed", str(seed),
+                "--threads", str(args.threads), "--eval-horizon", str(args.long), "--quiet"]
+        log("PyTorch: " + " ".join(twin[1:]))
+        t0 = time.perf_counter()
+        done = subprocess.run(twin, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
+                              check=True)
+        wall = time.perf_counter() - t0
+        result = json.loads(next(line for line in done.stdout.splitlines()
+                                 if line.startswith("RESULT "))[len("RESULT "):])
+        rows.append(("PyTorch", seed, result["test_nrmse_median"], result["test_nrmse_mean"],
+                     result["test_vpt_median"], result["long_vpt_median"],
+                     result["train_seconds"], wall))
+    lyapunov_step = None
+    with open(os.path.join(REPO, args.recipe) if not os.path.isabs(args.recipe) else args.recipe) as f:
+        text = f.read()
+    found = re.search(r"^lyapunov\s*=\s*([0-9.eE+-]+)", text, re.M)
+    dt = re.search(r"^dt\s*=\s*([0-9.eE+-]+)", text, re.M)
+    if found and dt:
+        lyapunov_step = float(found.group(1)) * float(dt.group(1))
+    lines = [f"{args.model.upper()}, the default recipe on {args.recipe}, {args.threads} threads each "
+             f"({cpu_name()}); VPT at H = {args.long} in steps"
+             + (" (Lyapunov times)" if lyapunov_step else ""), "",
+             "| side | seed | median NRMSE | mean NRMSE | median VPT | median VPT at H = "
+             f"{args.long} | training (epochs incl. validation) | wall |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for side, seed, med, mean, vpt, long_vpt, seconds, wall in rows:
+        lt = f" ({long_vpt * lyapunov_step:.2f})" if lyapunov_step and long_vpt is not None else ""
+        lines.append(f"| {side} | {seed} | {med:.4f} | {mean:.4f} | {vpt:g} | {long_vpt:g}{lt} | "
+                     f"{seconds:.0f} s | {wall:.0f} s |")
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -521,6 +617,20 @@ def main():
     parser.add_argument("--out", metavar="FILE.md", help="also write the report here")
     parser.add_argument("--only", metavar="REGEX",
                         help="only the configs whose id matches (e.g. 'bare-.*/b256')")
+    parser.add_argument("--quality", action="store_true",
+                        help="forecast quality instead of step times: chaoscast's default "
+                             "recipe and its PyTorch twin (benches/quality_torch.py)")
+    parser.add_argument("--model", choices=("gru", "lstm"), default="gru",
+                        help="with --quality: the recurrent model")
+    parser.add_argument("--recipe", default="datasets/thomas.toml", help="with --quality")
+    parser.add_argument("--seeds", type=lambda v: [int(s) for s in v.split(",")], default=[0],
+                        help="with --quality: comma-separated seeds (default 0)")
+    parser.add_argument("--long", type=int, default=164,
+                        help="with --quality: the long closed-loop horizon scored (default 164)")
+    parser.add_argument("--chaoscast", metavar="PATH",
+                        help="with --quality: the chaoscast binary (default: build it)")
+    parser.add_argument("extra", nargs="*",
+                        help="with --quality: more `chaoscast train` flags, after --")
     # Internal: what the children run.
     parser.add_argument("--torch-one", metavar="ID", help=argparse.SUPPRESS)
     parser.add_argument("--torch-info", action="store_true", help=argparse.SUPPRESS)
@@ -532,6 +642,8 @@ def main():
         return torch_one(args)
     if args.torch_info:
         return torch_info(args)
+    if args.quality:
+        return quality(args)
 
     binary = None
     if not args.only_torch:

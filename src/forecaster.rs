@@ -68,6 +68,20 @@ impl Forecaster {
 
     /// Forecasts the next `horizon` rows from the last `lookback` rows of `history`.
     pub fn predict(&self, history: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let input = self.window(history)?;
+        self.rows(self.model.forward(input))
+    }
+
+    /// Forecasts `steps` rows in closed loop (see [`Model::rollout`]): models that forecast one
+    /// step at a time carry their loop on; direct models feed each forecast of `horizon` rows
+    /// back as history.
+    pub fn rollout(&self, history: &[Vec<f32>], steps: usize) -> Result<Vec<Vec<f32>>> {
+        let input = self.window(history)?;
+        self.rows(self.model.rollout(input, steps))
+    }
+
+    /// The last `lookback` rows of `history`, checked and z-scored, as `[1, lookback, vars]`.
+    fn window(&self, history: &[Vec<f32>]) -> Result<Tensor<Flex, 3>> {
         let (l, d) = (self.lookback(), self.vars());
         if history.len() < l {
             return Err(Error::ShapeMismatch {
@@ -85,30 +99,22 @@ impl Forecaster {
             });
         }
         let mut x: Vec<f64> = recent.iter().flatten().map(|v| f64::from(*v)).collect();
-        let norm = &self.config.normalizer;
-        norm.normalize(&mut x);
+        self.config.normalizer.normalize(&mut x);
         let x: Vec<f32> = x.into_iter().map(|v| v as f32).collect();
-        let input =
-            Tensor::<Flex, 3>::from_data(TensorData::new(x, [1, l, d]), &Default::default());
-        let mut out = crate::train::trainer::read_back(self.model.forward(input))?;
-        norm.denormalize(&mut out);
-        Ok(out
-            .chunks_exact(d)
-            .map(|row| row.iter().map(|v| *v as f32).collect())
-            .collect())
+        Ok(Tensor::from_data(
+            TensorData::new(x, [1, l, d]),
+            &Default::default(),
+        ))
     }
 
-    /// Forecasts `steps` rows by feeding forecasts back as history, `horizon` rows at a time.
-    pub fn rollout(&self, history: &[Vec<f32>], steps: usize) -> Result<Vec<Vec<f32>>> {
-        let mut context = history.to_vec();
-        let mut out = Vec::with_capacity(steps);
-        while out.len() < steps {
-            let next = self.predict(&context)?;
-            context.extend(next.iter().cloned());
-            out.extend(next);
-        }
-        out.truncate(steps);
-        Ok(out)
+    /// A z-scored forecast `[1, steps, vars]` as de-normalised rows.
+    fn rows(&self, forecast: Tensor<Flex, 3>) -> Result<Vec<Vec<f32>>> {
+        let mut out = crate::train::trainer::read_back(forecast)?;
+        self.config.normalizer.denormalize(&mut out);
+        Ok(out
+            .chunks_exact(self.vars())
+            .map(|row| row.iter().map(|v| *v as f32).collect())
+            .collect())
     }
 
     /// The model itself, for callers that work with Burn tensors.

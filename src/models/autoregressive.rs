@@ -89,16 +89,31 @@ impl<B: Backend> AutoregressiveRnn<B> {
             let early = input.narrow(1, 0, steps - 1);
             out.push(x.clone().narrow(1, 0, steps - 1) + self.head.forward(early));
         }
-        out.push(self.decode_horizon(x, states, teacher));
+        out.push(self.decode_horizon(x, states, teacher, self.horizon));
         Tensor::cat(out, 1)
     }
 
-    /// The horizon from the encoder's last states, `[batch, horizon, vars]`.
+    /// The free-running forecast of `steps` steps, any number: the same closed loop as
+    /// [`Self::forward`], carried on (`[batch, steps, vars]`).
+    pub fn forecast(&self, x: Tensor<B, 3>, steps: usize) -> Tensor<B, 3> {
+        let mut states = Vec::with_capacity(self.layers.len());
+        let mut input = x.clone();
+        for layer in &self.layers {
+            let (h, state) = layer.forward_with_state(input);
+            states.push(state);
+            input = h;
+        }
+        let free = Teacher::free(x.clone());
+        self.decode_horizon(x, states, &free, steps)
+    }
+
+    /// `horizon` steps from the encoder's last states, `[batch, horizon, vars]`.
     fn decode_horizon(
         &self,
         x: Tensor<B, 3>,
         mut states: Vec<CellState<B>>,
         teacher: &Teacher<B>,
+        horizon: usize,
     ) -> Tensor<B, 3> {
         let [batch, steps, vars] = x.dims();
         let top = |states: &[CellState<B>]| {
@@ -109,9 +124,9 @@ impl<B: Backend> AutoregressiveRnn<B> {
         };
         let current = x.narrow(1, steps - 1, 1).reshape([batch, vars]);
         let mut forecast = current + self.head.forward(top(&states));
-        let mut out = Vec::with_capacity(self.horizon);
+        let mut out = Vec::with_capacity(horizon);
         out.push(forecast.clone());
-        for t in 1..self.horizon {
+        for t in 1..horizon {
             let mut current = match &teacher.feed {
                 Feed::Mask(mask) => teacher_input(&teacher.inputs, mask, t, forecast),
                 Feed::Truth => step_of(&teacher.inputs, t - 1),

@@ -397,6 +397,11 @@ impl<B: Backend> Esn<B> {
     /// `x`: `[batch, lookback, vars]` → forecast `[batch, horizon, vars]`: warm-up over the
     /// window from a zero state, then `horizon` closed-loop steps.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forecast(x, self.horizon)
+    }
+
+    /// As [`Self::forward`] for `horizon` closed-loop steps, any number (`[batch, horizon, vars]`).
+    pub fn forecast(&self, x: Tensor<B, 3>, horizon: usize) -> Tensor<B, 3> {
         let [batch, steps, vars] = x.dims();
         let device = x.device();
         let w_in = self.input.val();
@@ -426,11 +431,11 @@ impl<B: Backend> Esn<B> {
         }
         let ones = Tensor::<B, 2>::ones([batch, 1], &device);
         let mut u = x.narrow(1, steps - 1, 1).reshape([batch, vars]);
-        let mut out = Vec::with_capacity(self.horizon);
-        for k in 0..self.horizon {
+        let mut out = Vec::with_capacity(horizon);
+        for k in 0..horizon {
             let y = Tensor::cat(vec![s.clone(), u, ones.clone()], 1).matmul(readout.clone());
             out.push(y.clone().unsqueeze_dim::<3>(1));
-            if k + 1 < self.horizon {
+            if k + 1 < horizon {
                 s = update(s, y.clone().matmul(w_in.clone()) + bias.clone());
             }
             u = y;

@@ -208,10 +208,13 @@ impl<B: Backend> Fdn<B> {
             self.autoregressive,
             "train_forecast needs the one-step head"
         );
-        super::autoregressive::slide(x, teacher, self.horizon, |w| {
-            let [batch, _, vars] = w.dims();
-            self.forward_steps(w).reshape([batch, vars])
-        })
+        super::autoregressive::slide(x, teacher, self.horizon, |w| self.one_step(w))
+    }
+
+    /// The one-step head's change from a window's last value to the next, `[batch, vars]`.
+    pub(super) fn one_step(&self, window: Tensor<B, 3>) -> Tensor<B, 2> {
+        let [batch, _, vars] = window.dims();
+        self.forward_steps(window).reshape([batch, vars])
     }
 
     /// What the heads compute: `[batch, horizon, vars]`, or one step for the autoregressive

@@ -259,6 +259,39 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// A closed-loop forecast of `steps` steps (`[batch, steps, vars]`) from the window `x`
+    /// `[batch, lookback, vars]`: models that forecast one step at a time (the ESN, the
+    /// autoregressive decoders) carry their closed loop on; direct models append each forecast
+    /// of H steps to the window and read its last L steps again.
+    pub fn rollout(&self, x: Tensor<B, 3>, steps: usize) -> Tensor<B, 3> {
+        let free = || Teacher::new(x.clone(), Feed::Forecast);
+        match self {
+            Model::Autoregressive(m) => m.forecast(x, steps),
+            Model::Esn(m) => m.forecast(x, steps),
+            Model::Transformer(m) if m.is_autoregressive() => {
+                autoregressive::slide(x.clone(), &free(), steps, |w| m.one_step(w))
+            }
+            Model::Fdn(m) if m.is_autoregressive() => {
+                autoregressive::slide(x.clone(), &free(), steps, |w| m.one_step(w))
+            }
+            direct => {
+                let lookback = x.dims()[1];
+                let mut context = x;
+                let mut pieces = Vec::new();
+                let mut made = 0;
+                while made < steps {
+                    let next = direct.forward(context.clone());
+                    made += next.dims()[1];
+                    context = Tensor::cat(vec![context, next.clone()], 1);
+                    let len = context.dims()[1];
+                    context = context.narrow(1, len - lookback, lookback);
+                    pieces.push(next);
+                }
+                Tensor::cat(pieces, 1).narrow(1, 0, steps)
+            }
+        }
+    }
+
     /// The values [`Self::forward_train`] is scored against, from the clean window `x`
     /// `[batch, lookback, vars]` and horizon `y` `[batch, horizon, vars]`: window steps
     /// 1 .. L − 1 then the horizon for a window loss; the first step for a sliding-window model

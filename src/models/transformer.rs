@@ -205,9 +205,12 @@ impl<B: Backend> TransformerForecaster<B> {
     /// configs refuse it).
     pub fn train_forecast(&self, x: Tensor<B, 3>, teacher: &Teacher<B>) -> Tensor<B, 3> {
         assert!(self.autoregressive, "decode needs the autoregressive head");
-        super::autoregressive::slide(x, teacher, self.horizon, |w| {
-            self.head.forward(self.encode(w))
-        })
+        super::autoregressive::slide(x, teacher, self.horizon, |w| self.one_step(w))
+    }
+
+    /// The one-step head's change from a window's last value to the next, `[batch, vars]`.
+    pub(super) fn one_step(&self, window: Tensor<B, 3>) -> Tensor<B, 2> {
+        self.head.forward(self.encode(window))
     }
 
     /// The pooled encoding of a window, `[batch, d_model]`.

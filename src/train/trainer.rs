@@ -465,9 +465,8 @@ impl ScaledWindows {
         Ok(preds)
     }
 
-    /// Autoregressive forecasts of `steps` rows for the windows at `starts` (z-scored,
-    /// row-major, `starts.len() × steps × vars`): each forecast of H rows is appended to the
-    /// window and the model reads the last L rows again, until `steps` rows exist.
+    /// Closed-loop forecasts of `steps` rows for the windows at `starts` (z-scored, row-major,
+    /// `starts.len() × steps × vars`; see [`Model::rollout`]).
     pub fn rollout<B: Backend>(
         &self,
         model: &Model<B>,
@@ -476,21 +475,10 @@ impl ScaledWindows {
         batch_size: usize,
         device: &B::Device,
     ) -> Result<Vec<f64>> {
-        let (l, d) = (self.spec.lookback, self.vars);
-        let mut out = Vec::with_capacity(starts.len() * steps * d);
+        let mut out = Vec::with_capacity(starts.len() * steps * self.vars);
         for batch in starts.chunks(batch_size) {
-            let (mut context, _) = self.batch::<B>(batch, device);
-            let mut pieces = Vec::new();
-            let mut made = 0;
-            while made < steps {
-                let next = model.forward(context.clone());
-                made += next.dims()[1];
-                context = Tensor::cat(vec![context, next.clone()], 1);
-                let len = context.dims()[1];
-                context = context.narrow(1, len - l, l);
-                pieces.push(next);
-            }
-            out.extend(read_back(Tensor::cat(pieces, 1).narrow(1, 0, steps))?);
+            let (x, _) = self.batch::<B>(batch, device);
+            out.extend(read_back(model.rollout(x, steps))?);
         }
         Ok(out)
     }
