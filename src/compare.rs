@@ -48,6 +48,8 @@ pub struct SummaryRow {
     /// Change of `nrmse_mean` against the baseline variant of the same dataset and model, in
     /// percent (negative: better); `None` for the baseline itself or without one.
     pub change_percent: Option<f64>,
+    /// Mean over seeds of the median valid prediction time, steps.
+    pub vpt_mean: f64,
     /// Mean epoch of the best validation NRMSE.
     pub best_epoch_mean: f64,
     /// Mean training wall time per cell, seconds.
@@ -90,6 +92,7 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
                 nrmse_mean,
                 nrmse_std,
                 change_percent: None,
+                vpt_mean: group.iter().map(|c| c.vpt_median_steps).sum::<f64>() / n,
                 best_epoch_mean: group.iter().map(|c| c.best_epoch as f64).sum::<f64>() / n,
                 seconds_mean: group.iter().map(|c| c.seconds).sum::<f64>() / n,
                 dataset,
@@ -120,12 +123,12 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
 /// The summary as a Markdown table.
 pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
     let mut out = format!(
-        "| dataset | model | variant | seeds | median NRMSE (mean ± std) | vs {baseline} | epochs to best | time per cell |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| dataset | model | variant | seeds | median NRMSE (mean ± std) | vs {baseline} | median VPT (steps) | epochs to best | time per cell |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {:.1} | {:.0} s |\n",
+            "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {:.1} | {:.1} | {:.0} s |\n",
             r.dataset,
             r.model,
             r.variant,
@@ -135,6 +138,7 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
             r.change_percent
                 .map(|c| format!("{c:+.1} %"))
                 .unwrap_or_else(|| "—".into()),
+            r.vpt_mean,
             r.best_epoch_mean,
             r.seconds_mean
         ));
@@ -168,11 +172,11 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
 /// The summary as CSV.
 pub fn csv(rows: &[SummaryRow]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seeds,nrmse_mean,nrmse_std,change_percent,best_epoch_mean,seconds_mean\n",
+        "dataset,model,variant,seeds,nrmse_mean,nrmse_std,change_percent,vpt_mean,best_epoch_mean,seconds_mean\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             r.dataset,
             r.model,
             r.variant,
@@ -180,6 +184,7 @@ pub fn csv(rows: &[SummaryRow]) -> String {
             r.nrmse_mean,
             r.nrmse_std,
             r.change_percent.map(|c| c.to_string()).unwrap_or_default(),
+            r.vpt_mean,
             r.best_epoch_mean,
             r.seconds_mean
         ));
@@ -225,7 +230,7 @@ mod tests {
         assert!((rows[1].best_epoch_mean - 4.5).abs() < 1e-12);
         let md = markdown(&rows, "baseline");
         assert!(
-            md.contains("| thomas | lstm | bio | 2 | 0.4800 ± 0.0424 | -20.0 % | 4.5 | 100 s |"),
+            md.contains("| thomas | lstm | bio | 2 | 0.4800 ± 0.0424 | -20.0 % | 3.0 | 4.5 | 100 s |"),
             "{md}"
         );
         assert_eq!(csv(&rows).lines().count(), 3);

@@ -176,6 +176,10 @@ pub(crate) struct Settings {
     /// (default 3).
     #[arg(long, value_name = "K")]
     pub(crate) tf_k: Option<f64>,
+    /// FDN with the direct head: forecast the change from the window's last value (true or
+    /// false) [default: true for the default preset, false otherwise].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) residual: Option<bool>,
     /// L2 weight decay on every parameter, coupled as in PyTorch's SGD and Adam [default: 5e-4
     /// for the paper preset (SGD), 0 otherwise].
     #[arg(long, value_name = "LAMBDA")]
@@ -247,6 +251,7 @@ impl Settings {
             strategy: self.strategy.or(file.strategy),
             tf_sampling: self.tf_sampling.or(file.tf_sampling),
             tf_k: self.tf_k.or(file.tf_k),
+            residual: self.residual.or(file.residual),
             weight_decay: self.weight_decay.or(file.weight_decay),
             rho: self.rho.or(file.rho),
             input_noise: self.input_noise.or(file.input_noise),
@@ -268,6 +273,7 @@ impl Settings {
             (self.sparsity.is_some(), "--sparsity"),
             (self.esn_search.is_some(), "--esn-search"),
             (self.decoder.is_some(), "--decoder"),
+            (self.residual.is_some(), "--residual"),
             (self.model.is_some(), "--model"),
             (self.preset.is_some(), "--preset"),
             (self.lookback.is_some(), "--lookback"),
@@ -584,6 +590,20 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
         .unwrap_or(chaoscast::data::window::DEFAULT_LOOKBACK);
     let mut cfg = TrainConfig::preset_for(kind, preset, decoder, data.vars(), lookback, horizon)?;
     apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0));
+    if let Some(residual) = s.residual {
+        match &mut cfg.model {
+            ModelConfig::Fdn(c) if !c.is_autoregressive() => c.residual = Some(residual),
+            other => bail!(
+                "--residual is a setting of the FDN's direct head, not of {}{}",
+                other.name(),
+                if other.is_autoregressive() {
+                    " with the autoregressive decoder (which forecasts changes already)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
     let optimizer_before = cfg.optimizer;
     let mut cfg = overrides(cfg, s)?;
     // A different optimizer without --lr gets that optimizer's usual rate.

@@ -45,6 +45,10 @@ pub struct FdnConfig {
     /// autoregressive FDN predicts the change to the next step and slides its window one step
     /// per forecast, like the autoregressive transformer.
     pub decoder: Option<super::Decoder>,
+    /// The direct head forecasts the change from the window's last value: that value is added
+    /// to every forecast step, as in NLinear (Zeng et al., AAAI 2023), so a fresh model starts at
+    /// persistence (default, and when absent: false, the paper's model).
+    pub residual: Option<bool>,
 }
 
 impl FdnConfig {
@@ -122,6 +126,7 @@ impl FdnConfig {
             vars: self.vars,
             horizon: self.horizon,
             autoregressive: self.is_autoregressive(),
+            residual: self.residual == Some(true) && !self.is_autoregressive(),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         Ok(model.map(&mut HostInit { rng: &mut rng }))
@@ -159,6 +164,7 @@ pub struct Fdn<B: Backend> {
     vars: usize,
     horizon: usize,
     autoregressive: bool,
+    residual: bool,
 }
 
 impl<B: Backend> Fdn<B> {
@@ -187,6 +193,11 @@ impl<B: Backend> Fdn<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         if self.autoregressive {
             return self.train_forecast(x.clone(), &Teacher::new(x, Feed::Forecast));
+        }
+        if self.residual {
+            let steps = x.dims()[1];
+            let last = x.clone().narrow(1, steps - 1, 1);
+            return self.forward_steps(x) + last;
         }
         self.forward_steps(x)
     }
