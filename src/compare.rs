@@ -230,7 +230,9 @@ mod tests {
         assert!((rows[1].best_epoch_mean - 4.5).abs() < 1e-12);
         let md = markdown(&rows, "baseline");
         assert!(
-            md.contains("| thomas | lstm | bio | 2 | 0.4800 ± 0.0424 | -20.0 % | 3.0 | 4.5 | 100 s |"),
+            md.contains(
+                "| thomas | lstm | bio | 2 | 0.4800 ± 0.0424 | -20.0 % | 3.0 | 4.5 | 100 s |"
+            ),
             "{md}"
         );
         assert_eq!(csv(&rows).lines().count(), 3);

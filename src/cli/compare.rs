@@ -181,10 +181,8 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
 fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
     let autoregressive = match s.decoder.as_deref() {
         Some(decoder) => decoder == "autoregressive",
-        // The default preset's LSTM and GRU have the autoregressive decoder.
-        None => {
-            matches!(s.preset.as_deref(), None | Some("default")) && matches!(model, "lstm" | "gru")
-        }
+        // The default preset's neural models have the autoregressive decoder.
+        None => matches!(s.preset.as_deref(), None | Some("default")) && model != "esn",
     };
     if autoregressive && model == "esn" {
         return Err(
@@ -233,7 +231,7 @@ fn cell(
     let eval_args = eval::Args {
         run: folder.to_path_buf(),
         data: None,
-        rollout: Some(0),
+        rollout: None,
     };
     if !report.is_file() {
         if checkpoint_path(folder).is_file() {

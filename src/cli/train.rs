@@ -18,6 +18,7 @@ use chaoscast::run::{
 };
 use chaoscast::train::asam::Sharpness;
 use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
+use chaoscast::train::schedule::LrSchedule;
 use chaoscast::train::strategy::{Sampling, Strategy};
 use chaoscast::train::trainer::{
     ClosedLoop, Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
@@ -29,18 +30,22 @@ use serde::Deserialize;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     chaoscast generate datasets/thomas.toml -o thomas.parquet\n  \
-    chaoscast train --data thomas.parquet --model lstm --preset small --epochs 10 --output runs/lstm\n  \
-    chaoscast train --resume runs/lstm --epochs 20       # continue from the last checkpoint\n  \
+    chaoscast train --data thomas.parquet --model lstm --output runs/lstm     # the default recipe, ~5 min\n  \
+    chaoscast train --data thomas.parquet --model lstm --decoder direct -o runs/lstm-direct  # the paper's head\n  \
+    chaoscast train --data thomas.parquet --model lstm --preset paper -o runs/paper   # the paper's protocol\n  \
+    chaoscast train --resume runs/lstm --epochs 400      # continue from the last checkpoint\n  \
     chaoscast train --config runs/lstm/config.json --seed 1 -o runs/lstm-seed1   # same run, new seed\n  \
     chaoscast train --data l96.parquet --vars 'X*' --model gru -o runs/gru-slow  # slow variables only\n\n\
     Flags override the config file, which overrides the preset. --config takes a TOML file whose keys\n\
     are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
     batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, wr-distance,\n\
     wr-every, wr-one-sided, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
-    sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, output), or a run's config.json to repeat\n\
-    that run exactly. The run folder gets config.json first, then every epoch metrics.csv and\n\
-    checkpoint.bin (model, optimizer state, history: what --resume needs), and model.mpk (the best\n\
-    model by validation NRMSE) whenever it improves.")]
+    sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, residual, mixing, schedule,\n\
+    plateau-factor, plateau-patience, weight-decay, rho, input-noise, clip-grad, window-loss,\n\
+    closed-loop-epochs, bptt, output), or a run's config.json to repeat that run exactly. The run\n\
+    folder gets config.json first, then every epoch metrics.csv and checkpoint.bin (model, optimizer\n\
+    state, history: what --resume needs), and model.mpk (the best model by validation NRMSE)\n\
+    whenever it improves.")]
 pub(crate) struct Args {
     /// A TOML file of flag values, or a run's config.json.
     #[arg(long, value_name = "FILE")]
@@ -65,13 +70,15 @@ pub(crate) struct Settings {
     /// Model family: lstm, gru, fdn, transformer or esn (echo state network, fitted in closed form).
     #[arg(long)]
     pub(crate) model: Option<String>,
-    /// default (the recipe that converges on a CPU: for LSTM/GRU the autoregressive decoder of
-    /// width 128 taught one step ahead over the window), small (quick: width 32, Adam 3e-3,
+    /// default (the recipe that converges on a CPU: every neural model with the autoregressive
+    /// decoder taught one step ahead, LSTM/GRU of width 128; Adam 3e-3, no weight decay, no
+    /// SAM), small (quick: width 32, Adam 3e-3,
     /// batch 64, 15 epochs) or paper (SPEC: SGD 0.1, weight decay 5e-4, ASAM, batch 256, 400
     /// epochs, the direct head) [default: default].
     #[arg(long, value_parser = ["default", "small", "paper"])]
     pub(crate) preset: Option<String>,
-    /// Maximum epochs [default: 15 for small, 400 for paper].
+    /// Maximum epochs [default preset: 280 for LSTM/GRU, 200 for the transformer, 80 for the FDN,
+    /// 100 with the direct head; 15 for small, 400 for paper].
     #[arg(long)]
     pub(crate) epochs: Option<usize>,
     /// Seed of weight initialisation and shuffling [default: 0].
@@ -92,23 +99,25 @@ pub(crate) struct Settings {
     /// Stacked layers (LSTM/GRU layers, transformer encoder layers).
     #[arg(long)]
     pub(crate) layers: Option<usize>,
-    /// Windows per batch [default: 64 for small, 256 for paper].
+    /// Windows per batch [default: 64 for default and small, 256 for paper].
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
     /// Initial learning rate [default: the preset's; 0.1 for SGD, 0.001 for Adam otherwise].
     #[arg(long)]
     pub(crate) lr: Option<f64>,
-    /// Base optimizer: sgd or adam [default: adam for small, sgd for paper].
+    /// Base optimizer: sgd or adam [default: adam for default and small, sgd for paper].
     #[arg(long, value_parser = ["sgd", "adam"])]
     pub(crate) optimizer: Option<String>,
     /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default:
-    /// asam; none with --decoder autoregressive, which ASAM stalls].
+    /// none for the default preset; asam for small and paper, none with the autoregressive
+    /// decoder, which ASAM stalls].
     #[arg(long, value_parser = ["asam", "sam", "none"])]
     pub(crate) sam: Option<String>,
-    /// Epochs without a better validation NRMSE before stopping [default: 20].
+    /// Epochs without a better validation NRMSE before stopping [default: the epoch count for the
+    /// default preset, 20 otherwise].
     #[arg(long)]
     pub(crate) patience: Option<usize>,
-    /// Steps between the starts of training windows [default: 1].
+    /// Steps between the starts of training windows [default: 5 for the default LSTM/GRU, else 1].
     #[arg(long)]
     pub(crate) stride: Option<usize>,
     /// Variables to model, comma-separated names or prefixes ending in * (e.g. 'X*') [default: all].
@@ -160,13 +169,14 @@ pub(crate) struct Settings {
     /// the chosen values to config.json.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub(crate) esn_search: Option<bool>,
-    /// LSTM/GRU/transformer: direct (all steps at once, the paper's) or autoregressive (one step
-    /// at a time, forecasts fed back) [default: direct].
+    /// LSTM/GRU/FDN/transformer: direct (all steps at once, the paper's) or autoregressive (one step
+    /// at a time, forecasts fed back) [default: autoregressive in the default preset, else direct].
     #[arg(long, value_parser = ["direct", "autoregressive"])]
     pub(crate) decoder: Option<String>,
     /// Autoregressive decoder's training: teacher-forcing, free-running, or a curriculum
     /// decreasing-… (teacher forcing to free running) or increasing-… (the reverse), each
-    /// linear, exponential or inverse-sigmoid [default: decreasing-inverse-sigmoid].
+    /// linear, exponential or inverse-sigmoid [default: teacher-forcing in the default preset,
+    /// else decreasing-inverse-sigmoid].
     #[arg(long, value_parser = chaoscast::train::strategy::STRATEGIES)]
     pub(crate) strategy: Option<String>,
     /// Curriculum coin tossed per-step or per-sequence [default: per-step].
@@ -180,6 +190,22 @@ pub(crate) struct Settings {
     /// false) [default: true for the default preset, false otherwise].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) residual: Option<bool>,
+    /// FDN: the variables enter together (the lift reads all of them, each head forecasts all)
+    /// instead of each from its own history (true or false) [default: true for the default
+    /// preset's autoregressive FDN, false otherwise].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) mixing: Option<bool>,
+    /// Learning-rate schedule: cosine (annealing per step over the run) or plateau (halve the rate
+    /// after 10 epochs without a better validation NRMSE and go on from the best weights)
+    /// [default: cosine].
+    #[arg(long, value_parser = ["cosine", "plateau"])]
+    pub(crate) schedule: Option<String>,
+    /// The plateau schedule's factor, in (0, 1) [default: 0.5].
+    #[arg(long, value_name = "FACTOR")]
+    pub(crate) plateau_factor: Option<f64>,
+    /// The plateau schedule's patience in epochs [default: 10].
+    #[arg(long, value_name = "EPOCHS")]
+    pub(crate) plateau_patience: Option<usize>,
     /// L2 weight decay on every parameter, coupled as in PyTorch's SGD and Adam [default: 5e-4
     /// for the paper preset (SGD), 0 otherwise].
     #[arg(long, value_name = "LAMBDA")]
@@ -252,6 +278,10 @@ impl Settings {
             tf_sampling: self.tf_sampling.or(file.tf_sampling),
             tf_k: self.tf_k.or(file.tf_k),
             residual: self.residual.or(file.residual),
+            mixing: self.mixing.or(file.mixing),
+            schedule: self.schedule.or(file.schedule),
+            plateau_factor: self.plateau_factor.or(file.plateau_factor),
+            plateau_patience: self.plateau_patience.or(file.plateau_patience),
             weight_decay: self.weight_decay.or(file.weight_decay),
             rho: self.rho.or(file.rho),
             input_noise: self.input_noise.or(file.input_noise),
@@ -274,6 +304,7 @@ impl Settings {
             (self.esn_search.is_some(), "--esn-search"),
             (self.decoder.is_some(), "--decoder"),
             (self.residual.is_some(), "--residual"),
+            (self.mixing.is_some(), "--mixing"),
             (self.model.is_some(), "--model"),
             (self.preset.is_some(), "--preset"),
             (self.lookback.is_some(), "--lookback"),
@@ -358,6 +389,8 @@ pub(crate) fn train_settings(
         }
     };
     cfg.validate()?;
+    let device = settings.device.as_deref().unwrap_or("cpu");
+    check_device(device)?;
     prepare_folder(&output, force)?;
     let cfg = if settings.esn_search == Some(true) {
         esn_search(cfg, &data, &output, quiet)?
@@ -375,7 +408,6 @@ pub(crate) fn train_settings(
     };
     // The config goes first, so a run that stops early still has everything eval needs.
     run_cfg.save(&output)?;
-    let device = settings.device.as_deref().unwrap_or("cpu");
     let job = Job {
         cfg: &cfg,
         data: &data,
@@ -443,6 +475,12 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
         (flags.sam.is_some(), "--sam"),
         (flags.stride.is_some(), "--stride"),
         (flags.weight_decay.is_some(), "--weight-decay"),
+        (
+            flags.schedule.is_some()
+                || flags.plateau_factor.is_some()
+                || flags.plateau_patience.is_some(),
+            "a schedule flag",
+        ),
         (flags.rho.is_some(), "--rho"),
         (flags.input_noise.is_some(), "--input-noise"),
         (flags.clip_grad.is_some(), "--clip-grad"),
@@ -487,6 +525,7 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
     run_cfg.train.epochs = flags.epochs.unwrap_or(run_cfg.train.epochs);
     run_cfg.train.patience = flags.patience.unwrap_or(run_cfg.train.patience);
     run_cfg.train.validate()?;
+    check_device(flags.device.as_deref().unwrap_or("cpu"))?;
     run_cfg.save(run)?;
     let cfg = run_cfg.train.clone();
     let job = Job {
@@ -497,6 +536,18 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
         resume: true,
     };
     job.on_device(flags.device.as_deref().unwrap_or("cpu"))
+}
+
+/// Refuses a device this build cannot train on, before anything is written.
+fn check_device(device: &str) -> Result<()> {
+    match device {
+        "cpu" => Ok(()),
+        "cuda" if cfg!(feature = "cuda") => Ok(()),
+        "cuda" => bail!(
+            "this chaoscast was built without CUDA; rebuild with `CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda` or use --device cpu"
+        ),
+        other => bail!("unknown device '{other}'; use cpu or cuda"),
+    }
 }
 
 /// What one training job needs, whatever the backend.
@@ -604,6 +655,12 @@ fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig
             ),
         }
     }
+    if let Some(mixing) = s.mixing {
+        match &mut cfg.model {
+            ModelConfig::Fdn(c) => c.mixing = Some(mixing),
+            other => bail!("--mixing is a setting of the FDN, not of {}", other.name()),
+        }
+    }
     let optimizer_before = cfg.optimizer;
     let mut cfg = overrides(cfg, s)?;
     // A different optimizer without --lr gets that optimizer's usual rate.
@@ -649,6 +706,19 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
         }
     }
     cfg.weight_decay = s.weight_decay.unwrap_or(cfg.weight_decay);
+    match s.schedule.as_deref() {
+        Some("cosine") => cfg.schedule = LrSchedule::Cosine,
+        Some("plateau") => cfg.schedule = LrSchedule::plateau(),
+        Some(other) => bail!("unknown schedule '{other}'; use cosine or plateau"),
+        None => {}
+    }
+    if s.plateau_factor.is_some() || s.plateau_patience.is_some() {
+        let LrSchedule::Plateau { factor, patience } = &mut cfg.schedule else {
+            bail!("--plateau-factor and --plateau-patience belong to --schedule plateau");
+        };
+        *factor = s.plateau_factor.unwrap_or(*factor);
+        *patience = s.plateau_patience.unwrap_or(*patience);
+    }
     cfg.input_noise = s.input_noise.unwrap_or(cfg.input_noise);
     match s.clip_grad {
         Some(0.0) => cfg.clip_grad = None,

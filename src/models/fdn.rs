@@ -49,6 +49,10 @@ pub struct FdnConfig {
     /// to every forecast step, as in NLinear (Zeng et al., AAAI 2023), so a fresh model starts at
     /// persistence (default, and when absent: false, the paper's model).
     pub residual: Option<bool>,
+    /// The variables enter together: the lift convolution reads all of them and each head
+    /// forecasts every variable, instead of FDNet's channel independence (each variable from its
+    /// own history with shared weights). Default, and when absent: false.
+    pub mixing: Option<bool>,
 }
 
 impl FdnConfig {
@@ -90,6 +94,7 @@ impl FdnConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<Fdn<B>> {
         self.validate()?;
         let bounds = self.segments();
+        let mixing = self.mixing == Some(true);
         let out_steps = if self.is_autoregressive() {
             1
         } else {
@@ -105,16 +110,19 @@ impl FdnConfig {
             .map(|s| {
                 let len = bounds[s + 1] - bounds[s];
                 Branch {
-                    lift: conv(1, 1),
+                    lift: conv(if mixing { self.vars } else { 1 }, 1),
                     blocks: (0..self.blocks + s)
                         .map(|_| Block {
                             pointwise: conv(self.channels, 1),
                             temporal: conv(self.channels, self.kernel),
                         })
                         .collect(),
-                    head: LinearConfig::new(self.channels * len, out_steps)
-                        .with_initializer(Initializer::Zeros)
-                        .init(device),
+                    head: LinearConfig::new(
+                        self.channels * len,
+                        out_steps * if mixing { self.vars } else { 1 },
+                    )
+                    .with_initializer(Initializer::Zeros)
+                    .init(device),
                     start: bounds[s],
                     len,
                 }
@@ -127,6 +135,7 @@ impl FdnConfig {
             horizon: self.horizon,
             autoregressive: self.is_autoregressive(),
             residual: self.residual == Some(true) && !self.is_autoregressive(),
+            mixing,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         Ok(model.map(&mut HostInit { rng: &mut rng }))
@@ -165,6 +174,7 @@ pub struct Fdn<B: Backend> {
     horizon: usize,
     autoregressive: bool,
     residual: bool,
+    mixing: bool,
 }
 
 impl<B: Backend> Fdn<B> {
@@ -233,7 +243,11 @@ impl<B: Backend> Fdn<B> {
     fn forward_steps(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, lookback, vars] = x.dims();
         // Channel independence: every variable becomes its own one-channel series.
-        let series = x.swap_dims(1, 2).reshape([batch * vars, lookback, 1]);
+        let series = if self.mixing {
+            x
+        } else {
+            x.swap_dims(1, 2).reshape([batch * vars, lookback, 1])
+        };
         let forecasts: Vec<Tensor<B, 2>> = self
             .branches
             .iter()
@@ -262,6 +276,10 @@ impl<B: Backend> Fdn<B> {
             .expect("an FDN has three branches")
             / count;
         let steps = if self.autoregressive { 1 } else { self.horizon };
+        if self.mixing {
+            // Each head's outputs are step-major: [steps·vars].
+            return mean.reshape([batch, steps, vars]);
+        }
         mean.reshape([batch, vars, steps]).swap_dims(1, 2)
     }
 
@@ -270,7 +288,11 @@ impl<B: Backend> Fdn<B> {
     pub fn forward_reference(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, lookback, vars] = x.dims();
         // Channel independence: every variable becomes its own one-channel series.
-        let series = x.swap_dims(1, 2).reshape([batch * vars, 1, lookback]);
+        let series = if self.mixing {
+            x.swap_dims(1, 2)
+        } else {
+            x.swap_dims(1, 2).reshape([batch * vars, 1, lookback])
+        };
         let forecasts: Vec<Tensor<B, 2>> = self
             .branches
             .iter()
@@ -410,6 +432,31 @@ mod tests {
         assert_eq!(paper.kernel_count(), 21 * 125);
     }
 
+    /// With `mixing`, every variable's history reaches every forecast.
+    #[test]
+    fn mixing_lets_the_variables_reach_each_other() {
+        let device = Default::default();
+        let model = FdnConfig::new(2, 12, 3)
+            .with_channels(4)
+            .with_mixing(Some(true))
+            .init::<Flex>(&device)
+            .unwrap();
+        let base: Vec<f32> = (0..24).map(|i| (i as f32 * 0.3).sin()).collect();
+        let mut changed = base.clone();
+        for t in 0..12 {
+            changed[2 * t] += 1.0;
+        }
+        let run = |v: Vec<f32>| {
+            let x = Tensor::<Flex, 3>::from_data(TensorData::new(v, [1, 12, 2]), &device);
+            model.forward(x).into_data().to_vec::<f32>().unwrap()
+        };
+        let (a, b) = (run(base), run(changed));
+        assert_eq!(a.len(), 6);
+        for t in 0..3 {
+            assert_ne!(a[2 * t + 1], b[2 * t + 1]);
+        }
+    }
+
     #[test]
     fn variables_are_forecast_independently() {
         // Changing variable 0's history leaves variable 1's forecast unchanged.
@@ -442,45 +489,48 @@ mod tests {
         use burn::backend::Autodiff;
         type A = Autodiff<Flex>;
         let device = Default::default();
-        let model = FdnConfig::new(2, 14, 3)
-            .with_channels(4)
-            .with_kernel(5)
-            .init::<A>(&device)
-            .unwrap()
-            .map(&mut Randomise::new(5, 0.5));
-        let v: Vec<f32> = (0..3 * 14 * 2).map(|i| (i as f32 * 0.7).sin()).collect();
-        let x = Tensor::<A, 3>::from_data(TensorData::new(v, [3, 14, 2]), &device);
-        let weight = x.clone().narrow(1, 0, 3).detach() + 0.5;
-        let run = |fast: bool| {
-            let y = if fast {
-                model.forward(x.clone())
-            } else {
-                model.forward_reference(x.clone())
+        for mixing in [false, true] {
+            let model = FdnConfig::new(2, 14, 3)
+                .with_channels(4)
+                .with_kernel(5)
+                .with_mixing(Some(mixing))
+                .init::<A>(&device)
+                .unwrap()
+                .map(&mut Randomise::new(5, 0.5));
+            let v: Vec<f32> = (0..3 * 14 * 2).map(|i| (i as f32 * 0.7).sin()).collect();
+            let x = Tensor::<A, 3>::from_data(TensorData::new(v, [3, 14, 2]), &device);
+            let weight = x.clone().narrow(1, 0, 3).detach() + 0.5;
+            let run = |fast: bool| {
+                let y = if fast {
+                    model.forward(x.clone())
+                } else {
+                    model.forward_reference(x.clone())
+                };
+                let grads = (y.clone() * weight.clone()).sum().backward();
+                let mut out = vec![y.inner().into_data().to_vec::<f32>().unwrap()];
+                let branch = &model.branches[2];
+                for w in [&branch.lift.weight, &branch.blocks[1].temporal.weight] {
+                    out.push(w.val().grad(&grads).unwrap().into_data().to_vec().unwrap());
+                }
+                let head = &branch.head;
+                out.push(
+                    head.weight
+                        .val()
+                        .grad(&grads)
+                        .unwrap()
+                        .into_data()
+                        .to_vec()
+                        .unwrap(),
+                );
+                let b = head.bias.as_ref().unwrap().val().grad(&grads).unwrap();
+                out.push(b.into_data().to_vec().unwrap());
+                out
             };
-            let grads = (y.clone() * weight.clone()).sum().backward();
-            let mut out = vec![y.inner().into_data().to_vec::<f32>().unwrap()];
-            let branch = &model.branches[2];
-            for w in [&branch.lift.weight, &branch.blocks[1].temporal.weight] {
-                out.push(w.val().grad(&grads).unwrap().into_data().to_vec().unwrap());
-            }
-            let head = &branch.head;
-            out.push(
-                head.weight
-                    .val()
-                    .grad(&grads)
-                    .unwrap()
-                    .into_data()
-                    .to_vec()
-                    .unwrap(),
-            );
-            let b = head.bias.as_ref().unwrap().val().grad(&grads).unwrap();
-            out.push(b.into_data().to_vec().unwrap());
-            out
-        };
-        for (fast, reference) in run(true).iter().zip(&run(false)) {
-            assert_eq!(fast.len(), reference.len());
-            for (a, b) in fast.iter().zip(reference) {
-                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+            for (fast, reference) in run(true).iter().zip(&run(false)) {
+                assert_eq!(fast.len(), reference.len());
+                for (a, b) in fast.iter().zip(reference) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+                }
             }
         }
     }

@@ -68,8 +68,8 @@ impl std::str::FromStr for ModelKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// LSTM/GRU hidden 128 (autoregressive decoder); FDN and transformer as `small`; ESN 500
-    /// units.
+    /// LSTM/GRU hidden 128; FDN and transformer as `small`; ESN 500 units (the training
+    /// recipe: [`crate::train::trainer::TrainConfig::preset_for`]).
     #[default]
     Default,
     /// LSTM/GRU hidden 32; FDN 32 channels; transformer width 32, 2 layers, patches of 10 steps;

@@ -935,3 +935,168 @@ decoder = "autoregressive"
         chaoscast::train::strategy::Strategy::default()
     );
 }
+
+/// Without --preset, `train` uses the default recipe and records every part of it; the paper
+/// preset keeps the paper's protocol; the new settings are flags and config keys, honoured or
+/// refused with one sentence.
+#[test]
+fn the_default_recipe_and_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 600 --horizon 5 -o t.parquet");
+    let base = [
+        "train",
+        "--data",
+        "t.parquet",
+        "--lookback",
+        "20",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "-q",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        chaoscast(d, &args)
+    };
+    let out = run(&["--model", "gru", "-o", "gru"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = chaoscast::run::RunConfig::load(&d.join("gru"))
+        .unwrap()
+        .train;
+    assert!(cfg.model.is_autoregressive() && cfg.window_loss);
+    assert_eq!(
+        cfg.strategy,
+        chaoscast::train::strategy::Strategy::named("teacher-forcing").unwrap()
+    );
+    assert_eq!(
+        (cfg.weight_decay, cfg.input_noise, cfg.clip_grad, cfg.stride),
+        (0.0, 0.01, Some(1.0), 5)
+    );
+    assert_eq!(cfg.sharpness, chaoscast::train::asam::Sharpness::None);
+
+    let out = run(&["--model", "lstm", "--preset", "paper", "-o", "paper"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = chaoscast::run::RunConfig::load(&d.join("paper"))
+        .unwrap()
+        .train;
+    assert!(!cfg.model.is_autoregressive() && !cfg.window_loss);
+    assert_eq!(
+        (cfg.weight_decay, cfg.input_noise, cfg.clip_grad),
+        (5e-4, 0.0, None)
+    );
+    assert_eq!(cfg.optimizer, chaoscast::train::trainer::OptimizerKind::Sgd);
+    assert_eq!(cfg.sharpness, chaoscast::train::asam::Sharpness::default());
+
+    let out = run(&[
+        "--model",
+        "gru",
+        "--weight-decay",
+        "1e-4",
+        "--clip-grad",
+        "0",
+        "--input-noise",
+        "0",
+        "--window-loss",
+        "false",
+        "--sam",
+        "asam",
+        "--rho",
+        "0.05",
+        "-o",
+        "set",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = chaoscast::run::RunConfig::load(&d.join("set"))
+        .unwrap()
+        .train;
+    assert_eq!(
+        (cfg.weight_decay, cfg.input_noise, cfg.clip_grad),
+        (1e-4, 0.0, None)
+    );
+    assert!(!cfg.window_loss);
+    assert_eq!(
+        cfg.sharpness,
+        chaoscast::train::asam::Sharpness::Asam {
+            rho: 0.05,
+            eta: 0.01
+        }
+    );
+
+    let out = run(&["--model", "fdn", "-o", "fdn"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = chaoscast::run::RunConfig::load(&d.join("fdn"))
+        .unwrap()
+        .train;
+    let chaoscast::models::ModelConfig::Fdn(fdn) = &cfg.model else {
+        panic!("an FDN")
+    };
+    assert!(fdn.is_autoregressive() && fdn.mixing == Some(true));
+
+    std::fs::write(
+        d.join("adamw.toml"),
+        "model = \"gru\"\noptimizer = \"adamw\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("gpu.toml"), "model = \"gru\"\ndevice = \"gpu\"\n").unwrap();
+    for (extra, says) in [
+        (
+            &["--model", "gru", "--rho", "0.1", "-o", "x"][..],
+            "--rho is the radius",
+        ),
+        (
+            &["--model", "gru", "--residual", "-o", "x"][..],
+            "--residual is a setting of the FDN",
+        ),
+        (
+            &["--model", "lstm", "--mixing", "-o", "x"][..],
+            "--mixing is a setting of the FDN",
+        ),
+        (
+            &["--model", "fdn", "--window-loss", "-o", "x"][..],
+            "window_loss",
+        ),
+        (
+            &["--model", "gru", "--bptt", "4", "-o", "x"][..],
+            "--closed-loop-epochs",
+        ),
+        (
+            &[
+                "--model",
+                "gru",
+                "--decoder",
+                "direct",
+                "--closed-loop-epochs",
+                "1",
+                "-o",
+                "x",
+            ][..],
+            "closed_loop",
+        ),
+        (
+            &["--config", "adamw.toml", "-o", "x"][..],
+            "unknown optimizer 'adamw'",
+        ),
+        (
+            &["--config", "gpu.toml", "-o", "x"][..],
+            "unknown device 'gpu'",
+        ),
+    ] {
+        let out = run(extra);
+        assert!(!out.status.success(), "{extra:?} should fail");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!d.join("x/config.json").exists(), "{extra:?} wrote a run");
+    }
+    let out = chaoscast(
+        d,
+        &["train", "--resume", "gru", "--weight-decay", "0.1", "-q"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--weight-decay cannot change a run being resumed"));
+}

@@ -577,3 +577,42 @@ fn settings_the_model_cannot_honour_are_refused() {
             .contains("input_noise")
     );
 }
+
+/// The plateau schedule: each epoch's rate is the one its history asks for (constant within the
+/// epoch), and a run interrupted and resumed ends with the uninterrupted run's weights.
+#[test]
+fn the_plateau_schedule_follows_the_history_and_resumes_exactly() {
+    use chaoscast::train::checkpoint;
+    use chaoscast::train::schedule::{LrSchedule, plateau_lr};
+    use chaoscast::train::trainer::{resume, train};
+    let data = thomas(800);
+    let device = Default::default();
+    let mut cfg = one_step_config(5);
+    cfg.schedule = LrSchedule::Plateau {
+        factor: 0.5,
+        patience: 1,
+    };
+    let full = first_full_model(&cfg, &data);
+    let mut first = Recorder {
+        stop_after: 3,
+        states: Vec::new(),
+    };
+    train::<A>(&cfg, &data, &device, &mut first).err().unwrap();
+    let history = &first.states.last().unwrap().history;
+    for e in 0..history.len() {
+        let before: Vec<f64> = history[..e].iter().map(|m| m.val_nrmse).collect();
+        let (lr, _) = plateau_lr(&before, cfg.lr, cfg.lr_min, 0.5, 1);
+        assert_eq!(history[e].lr, lr, "epoch {}", e + 1);
+    }
+    let bytes = checkpoint::encode(first.states.last().unwrap(), &cfg).unwrap();
+    let state = checkpoint::decode::<A>(&bytes, &cfg, &device).unwrap();
+    let mut second = Recorder {
+        stop_after: usize::MAX,
+        states: Vec::new(),
+    };
+    resume::<A>(&cfg, &data, &device, &mut second, state).unwrap();
+    assert_eq!(
+        weights(&second.states.last().unwrap().model),
+        weights(&full)
+    );
+}
