@@ -526,6 +526,29 @@ def build_cli():
     return os.path.join(REPO, "target", "release", "chaoscast")
 
 
+def check_twin_recipe(cfg):
+    """Exits unless the run's recipe is one benches/quality_torch.py implements."""
+    model = cfg["model"]
+    wanted = {
+        "one recurrent layer": model.get("layers") == 1,
+        "the autoregressive decoder": model.get("decoder") == "autoregressive",
+        "the window loss": cfg.get("window_loss") is True,
+        "teacher forcing": cfg["strategy"]["schedule"] == "constant" and cfg["strategy"]["start"] == 1.0,
+        "Adam": cfg["optimizer"] == "adam",
+        "no SAM": cfg["sharpness"]["kind"] == "none",
+        "cosine annealing to 0": cfg.get("schedule", {"kind": "cosine"})["kind"] == "cosine"
+        and cfg["lr_min"] == 0.0,
+        "no closed-loop fine-tuning": cfg.get("closed_loop") is None,
+        "no bio mechanisms": not any(cfg.get("bio", {}).get(k) for k in
+                                     ("fuzzy_lr", "rejuvenation", "splitting")),
+        "no early stop before the last epoch": cfg["patience"] >= cfg["epochs"],
+    }
+    missing = [what for what, ok in wanted.items() if not ok]
+    if missing:
+        sys.exit("the PyTorch twin implements only the default recurrent recipe; this run lacks "
+                 + ", ".join(missing))
+
+
 def quality(args):
     """Trains chaoscast's default recipe and the PyTorch twin with the same settings (read from
     the run's config.json) for each seed, one after the other, and prints one table."""
@@ -559,13 +582,14 @@ def quality(args):
         rows.append(("chaoscast", seed, report["nrmse_median"], report["nrmse_mean"],
                      report["vpt_median_steps"], long.get("vpt_median_steps"), seconds, wall))
         model = cfg["model"]
+        check_twin_recipe(cfg)
         twin = [sys.executable, os.path.join(REPO, "benches", "quality_torch.py"), "--csv", csv,
                 "--cell", args.model, "--hidden", str(model["hidden"]),
                 "--lookback", str(cfg["lookback"]), "--horizon", str(model["horizon"]),
                 "--stride", str(cfg["stride"]), "--noise", str(cfg["input_noise"]),
                 "--lr", str(cfg["lr"]), "--weight-decay", str(cfg["weight_decay"]),
                 "--clip", str(cfg.get("clip_grad") or 0), "--batch", str(cfg["batch_size"]),
-                "--epochs", str(cfg["epochs"]), "--seed", str(seed),
+                "--epochs", str(args.torch_epochs or cfg["epochs"]), "--seed", str(seed),
                 "--threads", str(args.threads), "--eval-horizon", str(args.long), "--quiet"]
         log("PyTorch: " + " ".join(twin[1:]))
         t0 = time.perf_counter()
@@ -592,7 +616,8 @@ def quality(args):
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for side, seed, med, mean, vpt, long_vpt, seconds, wall in rows:
         lt = f" ({long_vpt * lyapunov_step:.2f})" if lyapunov_step and long_vpt is not None else ""
-        lines.append(f"| {side} | {seed} | {med:.4f} | {mean:.4f} | {vpt:g} | {long_vpt:g}{lt} | "
+        long_text = "—" if long_vpt is None else f"{long_vpt:g}{lt}"
+        lines.append(f"| {side} | {seed} | {med:.4f} | {mean:.4f} | {vpt:g} | {long_text} | "
                      f"{seconds:.0f} s | {wall:.0f} s |")
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
@@ -629,6 +654,9 @@ def main():
                         help="with --quality: the long closed-loop horizon scored (default 164)")
     parser.add_argument("--chaoscast", metavar="PATH",
                         help="with --quality: the chaoscast binary (default: build it)")
+    parser.add_argument("--torch-epochs", type=int,
+                        help="with --quality: the twin's epoch count (default: the run's; fewer "
+                             "gives it about the training time of ours)")
     parser.add_argument("extra", nargs="*",
                         help="with --quality: more `chaoscast train` flags, after --")
     # Internal: what the children run.

@@ -15,7 +15,9 @@ The recipe (the issue's "plain PyTorch GRU", which chaoscast's `train --model gr
 - Adam (`--lr`, default 3e-3; `--weight-decay`, default 0, coupled L2 as torch.optim.Adam),
   cosine annealing per step over the run to 0, gradient-norm clipping at `--clip` (default 1),
   batch `--batch` (default 64), `--epochs` (default 60), seed `--seed`.
-- After every epoch the closed-loop validation median NRMSE; the best epoch's weights are kept.
+- After every epoch the closed-loop validation median NRMSE on the validation windows at
+  `--val-stride` (default: the training stride, as chaoscast cuts every split's windows at the
+  run's stride); the best epoch's weights are kept.
 - Forecast: warm up on the lookback window from a zero state, then run closed loop: each
   forecast is the next input.
 - NRMSE (Teutsch & Mäder): per window and step e = sqrt(mean_d err^2) / mean_d sigma_d on
@@ -129,6 +131,8 @@ def main():
     p.add_argument("--eval-horizon", type=int, default=None,
                    help="also score closed-loop forecasts of this many steps (e.g. 164)")
     p.add_argument("--stride", type=int, default=5)
+    p.add_argument("--val-stride", type=int, default=None,
+                   help="stride of the validation windows (default: --stride, as chaoscast)")
     p.add_argument("--noise", type=float, default=0.01)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -154,7 +158,7 @@ def main():
     z = (values - mean) / std
     span = args.lookback + args.horizon
     train_starts = starts(0, train_end, span, args.stride)
-    val_starts = starts(train_end, val_end, span, 1)
+    val_starts = starts(train_end, val_end, span, args.val_stride or args.stride)
     test_starts = starts(val_end, n, span, 1)
     seqs = torch.tensor(np.stack([z[s:s + span] for s in train_starts]), dtype=torch.float32)
 
@@ -197,6 +201,7 @@ def main():
     result = {
         "cell": args.cell, "hidden": args.hidden, "seed": args.seed, "epochs": args.epochs,
         "noise": args.noise, "weight_decay": args.weight_decay, "stride": args.stride,
+        "val_windows": len(val_starts),
         "best_epoch": best[1], "val_nrmse": best[0],
         "test_nrmse_median": float(np.median(test_nrmse)),
         "test_nrmse_mean": float(np.mean(test_nrmse)),

@@ -77,6 +77,9 @@ impl Forecaster {
     /// back as history.
     pub fn rollout(&self, history: &[Vec<f32>], steps: usize) -> Result<Vec<Vec<f32>>> {
         let input = self.window(history)?;
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
         self.rows(self.model.rollout(input, steps))
     }
 

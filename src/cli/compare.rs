@@ -175,7 +175,8 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
 }
 
 /// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
-/// models, so one experiment can hold both. A cell whose variant asks for what its model does not
+/// models, the FDN's `residual` and `mixing` for the others, and `window-loss` for all but the
+/// autoregressive LSTM and GRU, so one experiment can hold them all. A cell whose variant asks for what its model does not
 /// have is skipped, with the reason: a bio mechanism for the ESN (its readout is fitted in closed
 /// form) or the autoregressive decoder for the ESN.
 fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
@@ -193,6 +194,13 @@ fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
         s.strategy = None;
         s.tf_sampling = None;
         s.tf_k = None;
+    }
+    if model != "fdn" {
+        s.residual = None;
+        s.mixing = None;
+    }
+    if !(autoregressive && matches!(model, "lstm" | "gru")) {
+        s.window_loss = None;
     }
     if model == "esn" {
         let bio = s.bio.as_deref().is_some_and(|b| b != "none")

@@ -113,8 +113,8 @@ pub(crate) struct Settings {
     /// decoder, which ASAM stalls].
     #[arg(long, value_parser = ["asam", "sam", "none"])]
     pub(crate) sam: Option<String>,
-    /// Epochs without a better validation NRMSE before stopping [default: the epoch count for the
-    /// default preset, 20 otherwise].
+    /// Epochs without a better validation NRMSE before stopping [default: the preset's epoch
+    /// count for the default preset (280, 200, 80 or 100), 20 otherwise].
     #[arg(long)]
     pub(crate) patience: Option<usize>,
     /// Steps between the starts of training windows [default: 5 for the default LSTM/GRU, else 1].
@@ -214,7 +214,8 @@ pub(crate) struct Settings {
     #[arg(long, value_name = "RHO")]
     pub(crate) rho: Option<f64>,
     /// Standard deviation of Gaussian noise (z-units) added in training to the inputs, never to
-    /// the targets; 0 for none [default: 0.01 for the default preset's recurrent models, else 0].
+    /// the targets; 0 for none [default: 0.01 for the default preset's autoregressive models,
+    /// else 0].
     #[arg(long, value_name = "SIGMA")]
     pub(crate) input_noise: Option<f64>,
     /// Clip the gradients' joint L2 norm to this before every update; 0 for no clipping

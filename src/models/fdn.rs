@@ -81,6 +81,13 @@ impl FdnConfig {
                 "must be odd, so 'same' padding is symmetric",
             ));
         }
+        if self.residual == Some(true) && self.is_autoregressive() {
+            return Err(Error::config(
+                "residual",
+                "the autoregressive FDN forecasts the change from the last value already; \
+                 residual is for the direct head",
+            ));
+        }
         if self.lookback < 4 {
             return Err(Error::config(
                 "lookback",

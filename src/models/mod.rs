@@ -263,7 +263,11 @@ impl<B: Backend> Model<B> {
     /// `[batch, lookback, vars]`: models that forecast one step at a time (the ESN, the
     /// autoregressive decoders) carry their closed loop on; direct models append each forecast
     /// of H steps to the window and read its last L steps again.
+    ///
+    /// # Panics
+    /// If `steps` is 0 (there is no empty forecast tensor to return).
     pub fn rollout(&self, x: Tensor<B, 3>, steps: usize) -> Tensor<B, 3> {
+        assert!(steps > 0, "a rollout forecasts at least one step");
         let free = || Teacher::new(x.clone(), Feed::Forecast);
         match self {
             Model::Autoregressive(m) => m.forecast(x, steps),

@@ -48,7 +48,7 @@ use crate::models::{Decoder, Feed, Model, ModelConfig, ModelKind, Preset, Teache
 /// The Adam learning rate of the default and small presets.
 pub const SMALL_ADAM_LR: f64 = 3e-3;
 
-/// The default preset's input noise (z-units) for the autoregressive LSTM and GRU.
+/// The default preset's input noise (z-units) for the autoregressive models.
 pub const DEFAULT_INPUT_NOISE: f64 = 0.01;
 
 /// The base optimizer.
@@ -224,6 +224,11 @@ impl TrainConfig {
             (ModelConfig::Fdn(c), d) => c.decoder = Some(d),
             (ModelConfig::Esn(_), _) => unreachable!("the ESN returned above"),
         }
+        let autoregressive = decoder == Decoder::Autoregressive;
+        if autoregressive {
+            // ASAM at ρ = 1 keeps the decoder at its first epoch (docs/results/strategies-thomas).
+            cfg.sharpness = Sharpness::None;
+        }
         if preset == Preset::Paper {
             return Ok(cfg);
         }
@@ -231,11 +236,6 @@ impl TrainConfig {
         cfg.lr = SMALL_ADAM_LR;
         cfg.weight_decay = 0.0;
         cfg.batch_size = 64;
-        let autoregressive = decoder == Decoder::Autoregressive;
-        if autoregressive {
-            // ASAM at ρ = 1 keeps the decoder at its first epoch (docs/results/strategies-thomas).
-            cfg.sharpness = Sharpness::None;
-        }
         if preset == Preset::Small {
             cfg.epochs = 15;
             return Ok(cfg);
@@ -306,6 +306,21 @@ impl TrainConfig {
                 "the mechanisms act on gradient training, and the ESN's readout is fitted in \
                  closed form; train the ESN without --bio",
             ));
+        }
+        if matches!(self.model, ModelConfig::Esn(_)) {
+            for (field, set) in [
+                ("input_noise", self.input_noise > 0.0),
+                ("clip_grad", self.clip_grad.is_some()),
+                ("schedule", self.schedule != LrSchedule::Cosine),
+            ] {
+                if set {
+                    return Err(Error::config(
+                        field,
+                        "it shapes gradient training, and the ESN's readout is fitted in closed \
+                         form; leave it out for the ESN",
+                    ));
+                }
+            }
         }
         crate::error::ensure_counts(&[("batch_size", self.batch_size), ("epochs", self.epochs)])?;
         ensure_positive("lr", self.lr)?;
