@@ -1,7 +1,9 @@
 //! Tables for `chaoscast compare`: per-cell results (one trained and evaluated run per dataset,
 //! model, variant and seed) summarised per dataset, model and variant like the paper's
 //! Supplementary Table 7: the median test NRMSE as mean ± standard deviation over seeds, its
-//! change against the baseline variant, epochs to the best validation NRMSE and wall time.
+//! change against the baseline variant with a 95 % confidence interval of the difference paired
+//! by seed, the learning-speed measures (epochs to the best validation NRMSE, area under the
+//! validation curve) and wall time.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +28,78 @@ pub struct CellResult {
     pub best_epoch: usize,
     /// Epochs run.
     pub epochs: usize,
+    /// Area under the validation curve: the sum over the epochs run of the validation NRMSE
+    /// (one unit a epoch; lower is faster learning when cells ran the same epochs).
+    #[serde(default)]
+    pub val_auc: f64,
     /// Training wall time in seconds.
     pub seconds: f64,
+}
+
+/// The difference of a variant's median test NRMSE from the baseline's, paired by seed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Paired {
+    /// Seeds both have.
+    pub seeds: usize,
+    /// Mean over those seeds of variant − baseline (negative: the variant is better).
+    pub mean: f64,
+    /// Lower end of the 95 % confidence interval (Student's t, `seeds − 1` degrees of freedom).
+    pub low: f64,
+    /// Upper end of the interval.
+    pub high: f64,
+}
+
+impl Paired {
+    /// Whether the interval excludes zero: a difference significant at the 5 % level.
+    pub fn significant(&self) -> bool {
+        self.low > 0.0 || self.high < 0.0
+    }
+}
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom (`df ≥ 1`): a table to 30, the
+/// Cornish–Fisher expansion about the normal quantile beyond (error below 1e-4 there).
+pub fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706_205, 4.302_653, 3.182_446, 2.776_445, 2.570_582, 2.446_912, 2.364_624, 2.306_004,
+        2.262_157, 2.228_139, 2.200_985, 2.178_813, 2.160_369, 2.144_787, 2.131_450, 2.119_905,
+        2.109_816, 2.100_922, 2.093_024, 2.085_963, 2.079_614, 2.073_873, 2.068_658, 2.063_899,
+        2.059_539, 2.055_529, 2.051_831, 2.048_407, 2.045_230, 2.042_272,
+    ];
+    assert!(df >= 1, "Student's t needs at least one degree of freedom");
+    if df <= TABLE.len() {
+        return TABLE[df - 1];
+    }
+    let z: f64 = 1.959_964;
+    let n = df as f64;
+    z + (z.powi(3) + z) / (4.0 * n)
+        + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * n * n)
+        + (3.0 * z.powi(7) + 19.0 * z.powi(5) + 17.0 * z.powi(3) - 15.0 * z) / (384.0 * n.powi(3))
+}
+
+/// The paired difference `variant − baseline` over the seeds both have, with its 95 % t
+/// interval; `None` with fewer than two such seeds or a non-finite value among them (a diverged
+/// cell).
+pub fn paired(baseline: &[(u64, f64)], variant: &[(u64, f64)]) -> Option<Paired> {
+    let diffs: Vec<f64> = variant
+        .iter()
+        .filter_map(|&(seed, v)| {
+            baseline
+                .iter()
+                .find(|&&(s, _)| s == seed)
+                .map(|&(_, b)| v - b)
+        })
+        .collect();
+    if diffs.len() < 2 || diffs.iter().any(|d| !d.is_finite()) {
+        return None;
+    }
+    let (mean, std) = mean_std(&diffs);
+    let half = t_975(diffs.len() - 1) * std / (diffs.len() as f64).sqrt();
+    Some(Paired {
+        seeds: diffs.len(),
+        mean,
+        low: mean - half,
+        high: mean + half,
+    })
 }
 
 /// One line of the summary.
@@ -48,10 +120,16 @@ pub struct SummaryRow {
     /// Change of `nrmse_mean` against the baseline variant of the same dataset and model, in
     /// percent (negative: better); `None` for the baseline itself or without one.
     pub change_percent: Option<f64>,
+    /// The difference of the median test NRMSE from the baseline's, paired by seed, with its
+    /// 95 % interval; `None` for the baseline itself, without one, or with fewer than two
+    /// paired seeds.
+    pub vs_baseline: Option<Paired>,
     /// Mean over seeds of the median valid prediction time, steps.
     pub vpt_mean: f64,
     /// Mean epoch of the best validation NRMSE.
     pub best_epoch_mean: f64,
+    /// Mean area under the validation curve.
+    pub val_auc_mean: f64,
     /// Mean training wall time per cell, seconds.
     pub seconds_mean: f64,
 }
@@ -92,8 +170,10 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
                 nrmse_mean,
                 nrmse_std,
                 change_percent: None,
+                vs_baseline: None,
                 vpt_mean: group.iter().map(|c| c.vpt_median_steps).sum::<f64>() / n,
                 best_epoch_mean: group.iter().map(|c| c.best_epoch as f64).sum::<f64>() / n,
+                val_auc_mean: group.iter().map(|c| c.val_auc).sum::<f64>() / n,
                 seconds_mean: group.iter().map(|c| c.seconds).sum::<f64>() / n,
                 dataset,
                 model,
@@ -101,6 +181,13 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
             }
         })
         .collect();
+    let by_seed = |r: &SummaryRow, variant: &str| -> Vec<(u64, f64)> {
+        cells
+            .iter()
+            .filter(|c| c.dataset == r.dataset && c.model == r.model && c.variant == variant)
+            .map(|c| (c.seed, c.nrmse_median))
+            .collect()
+    };
     rows.iter()
         .map(|r| {
             let base = rows
@@ -112,23 +199,55 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
                 }
                 _ => None,
             };
+            let vs_baseline = match base {
+                Some(_) if r.variant != baseline => {
+                    paired(&by_seed(r, baseline), &by_seed(r, &r.variant))
+                }
+                _ => None,
+            };
             SummaryRow {
                 change_percent,
+                vs_baseline,
                 ..r.clone()
             }
         })
         .collect()
 }
 
+/// One sentence a compared variant: which way it differs from the baseline and whether
+/// significantly.
+fn verdict(r: &SummaryRow, baseline: &str) -> Option<String> {
+    if r.variant == baseline {
+        return None;
+    }
+    let who = format!("{} {} {}", r.dataset, r.model, r.variant);
+    let Some(p) = r.vs_baseline else {
+        return Some(format!(
+            "- {who}: no interval (fewer than two seeds paired with {baseline}, or a diverged cell)."
+        ));
+    };
+    let interval = format!(
+        "mean paired difference {:+.4}, 95 % CI {:+.4} to {:+.4}, {} seeds",
+        p.mean, p.low, p.high, p.seeds
+    );
+    Some(if !p.significant() {
+        format!("- {who}: no significant difference from {baseline} ({interval}).")
+    } else if p.mean < 0.0 {
+        format!("- {who}: **lower** NRMSE than {baseline}, significant at 5 % ({interval}).")
+    } else {
+        format!("- {who}: **higher** NRMSE than {baseline}, significant at 5 % ({interval}).")
+    })
+}
+
 /// The summary as a Markdown table.
 pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
     let mut out = format!(
-        "| dataset | model | variant | seeds | median NRMSE (mean ± std) | vs {baseline} | median VPT (steps) | epochs to best | time per cell |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| dataset | model | variant | seeds | median NRMSE (mean ± std) | vs {baseline} | paired difference (95 % CI) | median VPT (steps) | epochs to best | validation AUC | time per cell |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {:.1} | {:.1} | {:.0} s |\n",
+            "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {} | {:.1} | {:.1} | {:.3} | {:.0} s |\n",
             r.dataset,
             r.model,
             r.variant,
@@ -138,10 +257,26 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
             r.change_percent
                 .map(|c| format!("{c:+.1} %"))
                 .unwrap_or_else(|| "—".into()),
+            r.vs_baseline
+                .map(|p| format!("{:+.4} [{:+.4}, {:+.4}]", p.mean, p.low, p.high))
+                .unwrap_or_else(|| "—".into()),
             r.vpt_mean,
             r.best_epoch_mean,
+            r.val_auc_mean,
             r.seconds_mean
         ));
+    }
+    let verdicts: Vec<String> = rows.iter().filter_map(|r| verdict(r, baseline)).collect();
+    if !verdicts.is_empty() {
+        out.push_str(&format!(
+            "\nAgainst {baseline} (the difference of the median test NRMSE, variant − {baseline}, \
+             paired by seed; Student's t interval; validation AUC: the sum of the validation NRMSE \
+             over the epochs run):\n\n"
+        ));
+        for v in verdicts {
+            out.push_str(&v);
+            out.push('\n');
+        }
     }
     out
 }
@@ -149,11 +284,11 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
 /// One line per cell as CSV.
 pub fn cells_csv(cells: &[CellResult]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,seconds\n",
+        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,val_auc,seconds\n",
     );
     for c in cells {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             c.dataset,
             c.model,
             c.variant,
@@ -163,6 +298,7 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
             c.vpt_median_steps,
             c.best_epoch,
             c.epochs,
+            c.val_auc,
             c.seconds
         ));
     }
@@ -172,20 +308,25 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
 /// The summary as CSV.
 pub fn csv(rows: &[SummaryRow]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seeds,nrmse_mean,nrmse_std,change_percent,vpt_mean,best_epoch_mean,seconds_mean\n",
+        "dataset,model,variant,seeds,nrmse_mean,nrmse_std,change_percent,diff_mean,diff_low,diff_high,vpt_mean,best_epoch_mean,val_auc_mean,seconds_mean\n",
     );
+    let opt = |v: Option<f64>| v.map(|c| c.to_string()).unwrap_or_default();
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.dataset,
             r.model,
             r.variant,
             r.seeds,
             r.nrmse_mean,
             r.nrmse_std,
-            r.change_percent.map(|c| c.to_string()).unwrap_or_default(),
+            opt(r.change_percent),
+            opt(r.vs_baseline.map(|p| p.mean)),
+            opt(r.vs_baseline.map(|p| p.low)),
+            opt(r.vs_baseline.map(|p| p.high)),
             r.vpt_mean,
             r.best_epoch_mean,
+            r.val_auc_mean,
             r.seconds_mean
         ));
     }
@@ -207,6 +348,7 @@ mod tests {
             vpt_median_steps: 3.0,
             best_epoch: 4 + seed as usize,
             epochs: 10,
+            val_auc: 2.0 + seed as f64,
             seconds: 100.0,
         }
     }
@@ -228,13 +370,64 @@ mod tests {
         // 0.48 against 0.6: −20 %.
         assert!((rows[1].change_percent.unwrap() + 20.0).abs() < 1e-9);
         assert!((rows[1].best_epoch_mean - 4.5).abs() < 1e-12);
+        assert!((rows[1].val_auc_mean - 2.5).abs() < 1e-12);
+        // Paired differences −0.05 and −0.19: mean −0.12, std 0.07·√2, t(1) = 12.706205.
+        let p = rows[1].vs_baseline.unwrap();
+        let half = 12.706_205 * 0.07 * 2f64.sqrt() / 2f64.sqrt();
+        assert_eq!(p.seeds, 2);
+        assert!((p.mean + 0.12).abs() < 1e-12);
+        assert!((p.low - (-0.12 - half)).abs() < 1e-9 && (p.high - (-0.12 + half)).abs() < 1e-9);
+        assert!(!p.significant());
+        assert_eq!(rows[0].vs_baseline, None);
         let md = markdown(&rows, "baseline");
         assert!(
             md.contains(
-                "| thomas | lstm | bio | 2 | 0.4800 ± 0.0424 | -20.0 % | 3.0 | 4.5 | 100 s |"
+                "| thomas | lstm | bio | 2 | 0.4800 ± 0.0424 | -20.0 % | -0.1200 [-1.0094, +0.7694] | 3.0 | 4.5 | 2.500 | 100 s |"
             ),
             "{md}"
         );
+        assert!(
+            md.contains("- thomas lstm bio: no significant difference from baseline"),
+            "{md}"
+        );
         assert_eq!(csv(&rows).lines().count(), 3);
+    }
+
+    #[test]
+    fn paired_interval_matches_a_hand_computation() {
+        // Differences (0.45 − 0.50, 0.58 − 0.60, 0.50 − 0.55) = (−0.05, −0.02, −0.05): mean
+        // −0.04, sample std √(0.0006 / 2) = 0.017321, standard error 0.01, t(2) = 4.302653,
+        // so the interval is −0.04 ± 0.043027 = [−0.083027, +0.003027]: not significant.
+        // Seeds pair by number, not position; seed 9 has no partner and is left out.
+        let base = [(0, 0.50), (1, 0.60), (2, 0.55)];
+        let variant = [(2, 0.50), (0, 0.45), (1, 0.58), (9, 0.1)];
+        let p = paired(&base, &variant).unwrap();
+        assert_eq!(p.seeds, 3);
+        assert!((p.mean + 0.04).abs() < 1e-12);
+        assert!((p.low + 0.083_026_5).abs() < 1e-6, "{p:?}");
+        assert!((p.high - 0.003_026_5).abs() < 1e-6, "{p:?}");
+        assert!(!p.significant());
+        // Consistently lower by 0.05 ± 0.001: significant.
+        let better = [(0, 0.451), (1, 0.55), (2, 0.499)];
+        let p = paired(&base, &better).unwrap();
+        assert!(p.significant() && p.high < 0.0, "{p:?}");
+        // One pair, or a diverged cell, gives no interval.
+        assert_eq!(paired(&base, &[(0, 0.4)]), None);
+        assert_eq!(paired(&base, &[(0, 0.4), (1, f64::INFINITY)]), None);
+    }
+
+    #[test]
+    fn t_quantiles_match_the_tables() {
+        assert!((t_975(1) - 12.706_205).abs() < 1e-6);
+        assert!((t_975(4) - 2.776_445).abs() < 1e-6);
+        // Beyond the table: t(40) = 2.021075, t(60) = 2.000298, t(120) = 1.979930.
+        for (df, t) in [
+            (31, 2.039_513),
+            (40, 2.021_075),
+            (60, 2.000_298),
+            (120, 1.979_930),
+        ] {
+            assert!((t_975(df) - t).abs() < 1e-4, "t({df}) = {}", t_975(df));
+        }
     }
 }

@@ -80,6 +80,11 @@ pub struct RejuvenationConfig {
     /// Apply after every N optimizer steps (default 1).
     #[serde(default = "one")]
     pub every: usize,
+    /// Scale the re-draw probability by the step's learning rate over the initial one, so the
+    /// rejuvenation anneals with the schedule and late, small-rate epochs can repair what it
+    /// re-draws (default off: the paper's full-strength rejuvenation at every step).
+    #[serde(default)]
+    pub lr_scaled: bool,
 }
 
 fn one() -> usize {
@@ -92,6 +97,7 @@ impl Default for RejuvenationConfig {
             distance: 6.0,
             one_sided: false,
             every: 1,
+            lr_scaled: false,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Weight rejuvenation: after an optimizer step, per covered weight tensor with m = max|w| and
 //! σ = m / d_re, each weight is re-drawn from U(−m, m) with probability erfc(|w| / (σ√2))
 //! (two-sided, the authors' code; the paper's one-sided ½·erfc as an option). Small weights are
-//! likely to be replaced, large ones almost never. Draws come from a seeded host generator.
+//! likely to be replaced, large ones almost never. Draws come from a seeded host generator. With
+//! `lr_scaled` the probability is multiplied by the step's learning rate over the initial one.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
@@ -21,10 +22,12 @@ pub fn probability(w: f64, max: f64, cfg: &RejuvenationConfig) -> f64 {
     if cfg.one_sided { 0.5 * p } else { p }
 }
 
-/// Rejuvenates one tensor's values in place; returns how many were re-drawn.
+/// Rejuvenates one tensor's values in place, each with `scale` × its [`probability`]; returns
+/// how many were re-drawn.
 pub fn rejuvenate_values(
     values: &mut [f32],
     cfg: &RejuvenationConfig,
+    scale: f64,
     rng: &mut ChaCha8Rng,
 ) -> usize {
     let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -34,7 +37,7 @@ pub fn rejuvenate_values(
     let max = f64::from(max);
     let mut count = 0;
     for v in values.iter_mut() {
-        let p = probability(f64::from(*v), max, cfg);
+        let p = scale * probability(f64::from(*v), max, cfg);
         if rng.random::<f64>() < p {
             *v = rng.random_range(-max..=max) as f32;
             count += 1;
@@ -43,16 +46,19 @@ pub fn rejuvenate_values(
     count
 }
 
-/// Rejuvenates every covered weight of `model`; returns the model and the count re-drawn.
+/// Rejuvenates every covered weight of `model`, each with `scale` × its [`probability`] (1 for
+/// the paper's rejuvenation, lr/lr₀ for `lr_scaled`); returns the model and the count re-drawn.
 pub fn rejuvenate_model<B: AutodiffBackend>(
     model: Model<B>,
     coverage: &Coverage,
     cfg: &RejuvenationConfig,
+    scale: f64,
     rng: &mut ChaCha8Rng,
 ) -> (Model<B>, usize) {
     let mut walk = Rejuvenate {
         coverage,
         cfg,
+        scale,
         rng,
         count: 0,
     };
@@ -64,6 +70,7 @@ pub fn rejuvenate_model<B: AutodiffBackend>(
 struct Rejuvenate<'a> {
     coverage: &'a Coverage,
     cfg: &'a RejuvenationConfig,
+    scale: f64,
     rng: &'a mut ChaCha8Rng,
     count: usize,
 }
@@ -85,7 +92,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Rejuvenate<'_> {
         else {
             return Param::from_mapped_value(id, w, mapper);
         };
-        let n = rejuvenate_values(&mut values, self.cfg, self.rng);
+        let n = rejuvenate_values(&mut values, self.cfg, self.scale, self.rng);
         if n == 0 {
             return Param::from_mapped_value(id, w, mapper);
         }
@@ -112,6 +119,7 @@ mod tests {
                 distance,
                 one_sided,
                 every: 1,
+                lr_scaled: false,
             };
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let mut values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..=1.0)).collect();
@@ -123,7 +131,8 @@ mod tests {
                 .sum::<f64>()
                 / n as f64;
             let before = values.clone();
-            let count = rejuvenate_values(&mut values, &cfg, &mut ChaCha8Rng::seed_from_u64(2));
+            let count =
+                rejuvenate_values(&mut values, &cfg, 1.0, &mut ChaCha8Rng::seed_from_u64(2));
             let fraction = count as f64 / n as f64;
             let se = (expected * (1.0 - expected) / n as f64).sqrt();
             assert!(
@@ -134,14 +143,32 @@ mod tests {
             let changed = values.iter().zip(&before).filter(|(a, b)| a != b).count();
             assert!(changed <= count);
             let mut again = before.clone();
-            let count2 = rejuvenate_values(&mut again, &cfg, &mut ChaCha8Rng::seed_from_u64(2));
+            let count2 =
+                rejuvenate_values(&mut again, &cfg, 1.0, &mut ChaCha8Rng::seed_from_u64(2));
             assert_eq!((count2, &again), (count, &values), "same seed, same result");
+            // A quarter of the probability re-draws about a quarter as many; none at 0.
+            let mut quarter = before.clone();
+            let count4 =
+                rejuvenate_values(&mut quarter, &cfg, 0.25, &mut ChaCha8Rng::seed_from_u64(2));
+            let se4 = (expected / 4.0 * (1.0 - expected / 4.0) / n as f64).sqrt();
+            assert!(
+                (count4 as f64 / n as f64 - expected / 4.0).abs() < 3.0 * se4,
+                "scale 1/4: {count4} of {n}, expected {}",
+                expected / 4.0
+            );
+            let mut none = before.clone();
+            assert_eq!(
+                rejuvenate_values(&mut none, &cfg, 0.0, &mut ChaCha8Rng::seed_from_u64(2)),
+                0
+            );
+            assert_eq!(none, before);
         }
         // The analytic value for a uniform tensor at d_re = 8, two-sided: ∫₀¹ erfc(8x/√2) dx ≈ 0.0997.
         let cfg = RejuvenationConfig {
             distance: 8.0,
             one_sided: false,
             every: 1,
+            lr_scaled: false,
         };
         let integral: f64 = (0..100_000)
             .map(|i| probability((i as f64 + 0.5) / 100_000.0, 1.0, &cfg))

@@ -11,7 +11,7 @@ use chaoscast::run::{RunConfig, checkpoint_path, load_metrics, write_atomic};
 use serde::Deserialize;
 
 use super::eval;
-use super::train::{Settings, resume_settings, train_settings};
+use super::train::{Settings, definition, fnv1a, resume_settings, train_settings};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  \
@@ -22,8 +22,12 @@ use super::train::{Settings, resume_settings, train_settings};
     bio = \"paper-tuned\", bio-scope = \"reference\"); the first variant is the baseline. ESN cells of\n\
     variants with a bio mechanism are skipped, and so are cells of an autoregressive variant (decoder =\n\
     \"autoregressive\") for the esn; the ESN's settings (leak, esn-search, ...)\n\
-    apply to the ESN only, and the strategy settings to autoregressive cells only. Cells go\n\
-    to OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N; finished cells are kept and a half-trained one\n\
+    apply to the ESN only, and the strategy settings to autoregressive cells only. A variant key\n\
+    given a list (fl-spread = [0.05, 0.09], wr-distance = [14, 30]) makes a grid: one variant per\n\
+    combination, named NAME+fl-spread=0.05+wr-distance=14. Cells go to\n\
+    OUTPUT/cells/DATASET/MODEL/VARIANT/seed-N-KEY, KEY a hash of everything that defines the cell\n\
+    (its resolved training config, variables, device and the dataset's bytes, written out in\n\
+    cell.json), so a changed setting is a new cell; finished cells are kept and a half-trained one\n\
     resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
     nrmse-DATASET.png per dataset.")]
 pub(crate) struct Args {
@@ -48,6 +52,42 @@ struct Experiment {
 struct Variant {
     name: String,
     settings: Settings,
+}
+
+/// The variants one `[[variants]]` entry stands for: itself, or, where some keys hold lists, one
+/// variant per combination of their values (the Cartesian product, keys in alphabetical order),
+/// named `NAME+key=value+key=value`.
+fn expand(name: &str, table: &toml::Table) -> Result<Vec<(String, toml::Table)>> {
+    let mut out = vec![(name.to_string(), toml::Table::new())];
+    for (key, value) in table {
+        match value {
+            toml::Value::Array(values) => {
+                if values.is_empty() {
+                    bail!("variant '{name}': {key} is an empty list (give at least one value)");
+                }
+                out = out
+                    .into_iter()
+                    .flat_map(|(n, t)| {
+                        values.iter().map(move |v| {
+                            let mut t = t.clone();
+                            t.insert(key.clone(), v.clone());
+                            let shown = match v {
+                                toml::Value::String(text) => text.clone(),
+                                other => other.to_string(),
+                            };
+                            (format!("{n}+{key}={shown}"), t)
+                        })
+                    })
+                    .collect();
+            }
+            single => {
+                for (_, t) in &mut out {
+                    t.insert(key.clone(), single.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn settings_of(table: &toml::Table, what: &str) -> Result<Settings> {
@@ -88,14 +128,24 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             bail!("the [train] table cannot set {flag}: the experiment chooses it per cell");
         }
     }
-    let mut variants = Vec::new();
+    let mut variants: Vec<Variant> = Vec::new();
     for table in &exp.variants {
         let mut table = table.clone();
         let Some(toml::Value::String(name)) = table.remove("name") else {
             bail!("every [[variants]] entry needs a name");
         };
-        let settings = settings_of(&table, &format!("variant '{name}'"))?;
-        variants.push(Variant { name, settings });
+        for (name, table) in expand(&name, &table)? {
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                bail!(
+                    "variant name '{name}' cannot name a folder (empty, a path separator, or a leading dot)"
+                );
+            }
+            if variants.iter().any(|v| v.name == name) {
+                bail!("two variants are named '{name}': each needs a name of its own");
+            }
+            let settings = settings_of(&table, &format!("variant '{name}'"))?;
+            variants.push(Variant { name, settings });
+        }
     }
     for d in &exp.datasets {
         if !d.is_file() {
@@ -117,24 +167,16 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             for variant in &variants {
                 for &seed in &exp.seeds {
                     k += 1;
-                    let folder = args
-                        .output
-                        .join("cells")
-                        .join(&dataset)
-                        .join(model)
-                        .join(&variant.name)
-                        .join(format!("seed-{seed}"));
                     let label = format!("{dataset} {model} {} seed {seed}", variant.name);
                     let settings = Settings {
                         data: Some(data.clone()),
                         model: Some(model.clone()),
                         seed: Some(seed),
-                        output: Some(folder.clone()),
                         ..Settings::default()
                     }
                     .or(variant.settings.clone())
                     .or(shared.clone());
-                    let settings = match for_model(model, settings) {
+                    let mut settings = match for_model(model, settings) {
                         Ok(settings) => settings,
                         Err(why) => {
                             if !quiet {
@@ -143,7 +185,26 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                             continue;
                         }
                     };
+                    // The folder is keyed by everything that defines the cell, so a changed
+                    // setting (or dataset, or default) trains a new cell instead of reusing one.
+                    let definition =
+                        definition(&settings).with_context(|| format!("cell {label}"))?;
+                    let folder = args
+                        .output
+                        .join("cells")
+                        .join(&dataset)
+                        .join(model)
+                        .join(&variant.name)
+                        .join(format!(
+                            "seed-{seed}-{:012x}",
+                            fnv1a(definition.as_bytes()) >> 16
+                        ));
+                    settings.output = Some(folder.clone());
                     let state = cell(&folder, &settings, &label, k, total, quiet)?;
+                    let stored = folder.join("cell.json");
+                    if !stored.is_file() {
+                        write_atomic(&stored, definition.as_bytes())?;
+                    }
                     done.push(CellResult {
                         dataset: dataset.clone(),
                         model: model.clone(),
@@ -209,6 +270,7 @@ fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
             || s.wr_distance.is_some()
             || s.wr_every.is_some()
             || s.wr_one_sided.is_some()
+            || s.wr_lr_scaled.is_some()
             || s.ws_groups.is_some();
         if bio {
             return Err(
@@ -282,6 +344,7 @@ fn cell(
         vpt_median_steps: num("vpt_median_steps"),
         best_epoch,
         epochs: history.len(),
+        val_auc: history.iter().map(|m| m.val_nrmse).sum(),
         seconds: history.iter().map(|m| m.seconds).sum(),
     };
     if !quiet {

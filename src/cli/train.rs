@@ -142,6 +142,10 @@ pub(crate) struct Settings {
     /// Use the paper's one-sided rejuvenation probability ½·erfc instead of erfc.
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub(crate) wr_one_sided: Option<bool>,
+    /// Scale the rejuvenation probability by the learning rate over its initial value, so
+    /// rejuvenation anneals with the schedule (true or false) [default: false, the paper's].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) wr_lr_scaled: Option<bool>,
     /// Weight splitting with groups of Γ adjacent outputs (turns WS on).
     #[arg(long, value_name = "GAMMA")]
     pub(crate) ws_groups: Option<usize>,
@@ -266,6 +270,7 @@ impl Settings {
             wr_distance: self.wr_distance.or(file.wr_distance),
             wr_every: self.wr_every.or(file.wr_every),
             wr_one_sided: self.wr_one_sided.or(file.wr_one_sided),
+            wr_lr_scaled: self.wr_lr_scaled.or(file.wr_lr_scaled),
             ws_groups: self.ws_groups.or(file.ws_groups),
             bio_scope: self.bio_scope.or(file.bio_scope),
             spectral_radius: self.spectral_radius.or(file.spectral_radius),
@@ -366,30 +371,7 @@ pub(crate) fn train_settings(
     let Some(output) = settings.output.clone() else {
         bail!("--output is required: the run folder to create");
     };
-    let data_path = settings
-        .data
-        .clone()
-        .or_else(|| base.as_ref().map(|b| b.data_path.clone()));
-    let Some(data_path) = data_path else {
-        bail!("--data is required: a dataset file written by `chaoscast generate`");
-    };
-    let full = read_dataset(&data_path)?;
-    let names = match (&settings.vars, &base) {
-        (Some(vars), _) => full.select_names(&split_list(vars))?,
-        (None, Some(b)) => b.names.clone(),
-        (None, None) => full.names.clone(),
-    };
-    let data = full.select(&names)?;
-    let cfg = match base {
-        Some(b) => overrides(b.train, settings)?,
-        None => {
-            let Some(model) = settings.model.as_deref() else {
-                bail!("--model is required: lstm, gru, fdn, transformer or esn");
-            };
-            fresh_config(model, settings, &data)?
-        }
-    };
-    cfg.validate()?;
+    let (cfg, data_path, data) = resolve(settings, base)?;
     let device = settings.device.as_deref().unwrap_or("cpu");
     check_device(device)?;
     prepare_folder(&output, force)?;
@@ -417,6 +399,64 @@ pub(crate) fn train_settings(
         resume: false,
     };
     job.on_device(device)
+}
+
+/// The training configuration `settings` give (over `base`, a run's saved config, where set),
+/// validated, with the dataset's path and its selected variables.
+fn resolve(
+    settings: &Settings,
+    base: Option<RunConfig>,
+) -> Result<(TrainConfig, PathBuf, Dataset)> {
+    let data_path = settings
+        .data
+        .clone()
+        .or_else(|| base.as_ref().map(|b| b.data_path.clone()));
+    let Some(data_path) = data_path else {
+        bail!("--data is required: a dataset file written by `chaoscast generate`");
+    };
+    let full = read_dataset(&data_path)?;
+    let names = match (&settings.vars, &base) {
+        (Some(vars), _) => full.select_names(&split_list(vars))?,
+        (None, Some(b)) => b.names.clone(),
+        (None, None) => full.names.clone(),
+    };
+    let data = full.select(&names)?;
+    let cfg = match base {
+        Some(b) => overrides(b.train, settings)?,
+        None => {
+            let Some(model) = settings.model.as_deref() else {
+                bail!("--model is required: lstm, gru, fdn, transformer or esn");
+            };
+            fresh_config(model, settings, &data)?
+        }
+    };
+    cfg.validate()?;
+    Ok((cfg, data_path, data))
+}
+
+/// Everything that defines the run `settings` would train from scratch, as one text: the
+/// resolved training configuration, the variables, the ESN search and the device, and an FNV-1a
+/// fingerprint of the dataset file's bytes. Two settings with the same definition train the same
+/// run, so `compare` keys its cell folders by it.
+pub(crate) fn definition(settings: &Settings) -> Result<String> {
+    let (cfg, data_path, data) = resolve(settings, None)?;
+    let bytes = std::fs::read(&data_path)
+        .with_context(|| format!("cannot read {}", data_path.display()))?;
+    let value = serde_json::json!({
+        "train": cfg,
+        "names": data.names,
+        "esn_search": settings.esn_search == Some(true),
+        "device": settings.device.as_deref().unwrap_or("cpu"),
+        "data_fnv1a": format!("{:016x}", fnv1a(&bytes)),
+    });
+    Ok(serde_json::to_string_pretty(&value)?)
+}
+
+/// The 64-bit FNV-1a hash: stable across platforms and Rust versions, unlike `DefaultHasher`.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Runs the ESN grid search, writes `search.csv` and returns `cfg` with the chosen values.
@@ -497,6 +537,7 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
                 || flags.wr_distance.is_some()
                 || flags.wr_every.is_some()
                 || flags.wr_one_sided.is_some()
+                || flags.wr_lr_scaled.is_some()
                 || flags.ws_groups.is_some()
                 || flags.bio_scope.is_some(),
             "a bio flag",
@@ -816,13 +857,18 @@ fn apply_bio(bio: &mut BioConfig, s: &Settings) -> Result<()> {
             None => fl.distribution,
         };
     }
-    if s.wr_distance.is_some() || s.wr_every.is_some() || s.wr_one_sided.is_some() {
+    if s.wr_distance.is_some()
+        || s.wr_every.is_some()
+        || s.wr_one_sided.is_some()
+        || s.wr_lr_scaled.is_some()
+    {
         let wr = bio
             .rejuvenation
             .get_or_insert_with(RejuvenationConfig::default);
         wr.distance = s.wr_distance.unwrap_or(wr.distance);
         wr.every = s.wr_every.unwrap_or(wr.every);
         wr.one_sided = s.wr_one_sided.unwrap_or(wr.one_sided);
+        wr.lr_scaled = s.wr_lr_scaled.unwrap_or(wr.lr_scaled);
     }
     if let Some(groups) = s.ws_groups {
         bio.splitting = Some(SplittingConfig { groups });

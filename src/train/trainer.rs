@@ -875,7 +875,8 @@ fn run_epochs<B: AutodiffBackend>(
             if let Some(wr) = &cfg.bio.rejuvenation
                 && (step + 1).is_multiple_of(wr.every)
             {
-                let (m, n) = rejuvenate_model(model, &coverage, wr, &mut wr_rng);
+                let scale = if wr.lr_scaled { lr / cfg.lr } else { 1.0 };
+                let (m, n) = rejuvenate_model(model, &coverage, wr, scale, &mut wr_rng);
                 model = m;
                 rejuvenated += n;
             }

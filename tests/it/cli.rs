@@ -26,6 +26,29 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The cell folders of seed `seed` under `variant` (`cmp/cells/DATASET/MODEL/VARIANT`), which
+/// `compare` names `seed-N-KEY`.
+fn cells_of(variant: &Path, seed: u64) -> Vec<std::path::PathBuf> {
+    let prefix = format!("seed-{seed}-");
+    let mut found: Vec<_> = std::fs::read_dir(variant)
+        .unwrap_or_else(|e| panic!("{}: {e}", variant.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The one cell folder of seed `seed` under `variant`.
+fn cell_of(variant: &Path, seed: u64) -> std::path::PathBuf {
+    let found = cells_of(variant, seed);
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
 #[test]
 fn generate_then_info() {
     let dir = tempfile::tempdir().unwrap();
@@ -580,11 +603,14 @@ bio = "paper-default"
     let cells = std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap();
     assert_eq!(cells.lines().count(), 1 + 4);
     assert!(d.join("cmp/nrmse-t.png").is_file());
-    let cfg = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/fdn/bio/seed-1")).unwrap();
+    let bio = d.join("cmp/cells/t/fdn/bio");
+    let cfg = chaoscast::run::RunConfig::load(&cell_of(&bio, 1)).unwrap();
     assert_eq!(cfg.train.seed, 1);
     assert!(cfg.train.bio.splitting.is_some());
+    let definition = std::fs::read_to_string(cell_of(&bio, 1).join("cell.json")).unwrap();
+    assert!(definition.contains("\"data_fnv1a\""), "{definition}");
 
-    std::fs::remove_file(d.join("cmp/cells/t/fdn/bio/seed-0/report.json")).unwrap();
+    std::fs::remove_file(cell_of(&bio, 0).join("report.json")).unwrap();
     let again = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let log = text(&again.stderr);
@@ -594,6 +620,94 @@ bio = "paper-default"
         std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap(),
         cells
     );
+
+    // A changed setting is a new cell, never the old one reused: the bio variant now asks for
+    // the paper-tuned mechanisms, so its two cells train afresh beside the old ones, and the
+    // summary holds the new ones only.
+    let exp = std::fs::read_to_string(d.join("exp.toml")).unwrap();
+    std::fs::write(
+        d.join("exp.toml"),
+        exp.replace("bio = \"paper-default\"", "bio = \"paper-tuned\""),
+    )
+    .unwrap();
+    let changed = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    let log = text(&changed.stderr);
+    assert_eq!(log.matches("done earlier").count(), 2, "{log}");
+    assert_eq!(log.matches(": training").count(), 2, "{log}");
+    assert_eq!(cells_of(&bio, 0).len(), 2);
+    let cells = std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap();
+    assert_eq!(cells.lines().count(), 1 + 4, "{cells}");
+    let summary = std::fs::read_to_string(d.join("cmp/summary.md")).unwrap();
+    assert!(summary.contains("| t | fdn | bio | 2 |"), "{summary}");
+    assert!(summary.contains("- t fdn bio: "), "{summary}");
+}
+
+/// A list for a variant's key makes a grid: one variant per combination, named by its values,
+/// each trained with exactly those values; an empty list and two variants of one name are
+/// refused before anything is trained.
+#[test]
+fn compare_expands_lists_into_a_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 400 --horizon 4 -o t.parquet");
+    let head = r#"
+datasets = ["t.parquet"]
+models = ["gru"]
+seeds = [0]
+[train]
+preset = "small"
+epochs = 1
+lookback = 12
+hidden = 4
+[[variants]]
+name = "baseline"
+"#;
+    std::fs::write(
+        d.join("exp.toml"),
+        format!(
+            "{head}[[variants]]\nname = \"bio\"\nfl-spread = [0.05, 0.2]\nwr-distance = [14, 30]\nws-groups = 2\n"
+        ),
+    )
+    .unwrap();
+    let out = chaoscast(d, &["compare", "exp.toml", "-o", "cmp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cells = std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap();
+    assert_eq!(cells.lines().count(), 1 + 5, "{cells}");
+    for (spread, distance) in [(0.05, 14.0), (0.05, 30.0), (0.2, 14.0), (0.2, 30.0)] {
+        let name = format!("bio+fl-spread={spread}+wr-distance={distance}");
+        assert!(
+            cells.contains(&format!("t,gru,{name},0,")),
+            "{name}: {cells}"
+        );
+        let cfg =
+            chaoscast::run::RunConfig::load(&cell_of(&d.join("cmp/cells/t/gru").join(&name), 0))
+                .unwrap();
+        let bio = cfg.train.bio;
+        assert_eq!(bio.fuzzy_lr.map(|f| f.spread), Some(spread), "{name}");
+        assert_eq!(
+            bio.rejuvenation.map(|r| r.distance),
+            Some(distance),
+            "{name}"
+        );
+        assert_eq!(bio.splitting.map(|s| s.groups), Some(2), "{name}");
+    }
+    for (variant, why) in [
+        (
+            "name = \"x\"\nfl-spread = []\n",
+            "fl-spread is an empty list",
+        ),
+        (
+            "name = \"baseline\"\nfl-spread = 0.1\n",
+            "two variants are named 'baseline'",
+        ),
+    ] {
+        std::fs::write(d.join("bad.toml"), format!("{head}[[variants]]\n{variant}")).unwrap();
+        let out = chaoscast(d, &["compare", "bad.toml", "-o", "bad"]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+        assert!(!d.join("bad").exists());
+    }
 }
 
 /// The demo runs the whole pipeline (here at its smallest) and says where everything is.
@@ -796,7 +910,8 @@ bio = "paper-tuned"
     assert!(summary.contains("| t | esn | baseline | 1 |"), "{summary}");
     assert!(summary.contains("| t | gru | bio | 1 |"), "{summary}");
     assert!(!summary.contains("| t | esn | bio |"), "{summary}");
-    let esn = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/esn/baseline/seed-0")).unwrap();
+    let esn =
+        chaoscast::run::RunConfig::load(&cell_of(&d.join("cmp/cells/t/esn/baseline"), 0)).unwrap();
     let chaoscast::models::ModelConfig::Esn(esn) = esn.train.model else {
         panic!("the esn cell should hold an ESN")
     };
@@ -923,13 +1038,14 @@ decoder = "autoregressive"
     ] {
         assert!(summary.contains(row), "{row} missing: {summary}");
     }
-    let ar = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/gru/ar/seed-0")).unwrap();
+    let ar = chaoscast::run::RunConfig::load(&cell_of(&d.join("cmp/cells/t/gru/ar"), 0)).unwrap();
     assert!(ar.train.model.is_autoregressive());
     assert_eq!(
         ar.train.strategy,
         chaoscast::train::strategy::Strategy::named("free-running").unwrap()
     );
-    let direct = chaoscast::run::RunConfig::load(&d.join("cmp/cells/t/gru/direct/seed-0")).unwrap();
+    let direct =
+        chaoscast::run::RunConfig::load(&cell_of(&d.join("cmp/cells/t/gru/direct"), 0)).unwrap();
     assert_eq!(
         direct.train.strategy,
         chaoscast::train::strategy::Strategy::default()

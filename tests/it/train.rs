@@ -326,6 +326,58 @@ fn a_run_folder_of_format_1_still_loads() {
     assert_eq!(state.normalizer, cfg.normalizer);
 }
 
+/// `lr_scaled` rejuvenation anneals with the cosine schedule: over four epochs it re-draws about
+/// as many weights as the paper's full-strength rejuvenation in the first epoch and far fewer in
+/// the last, where the learning rate is near zero.
+#[test]
+fn lr_scaled_rejuvenation_follows_the_learning_rate() {
+    use chaoscast::bio::{BioConfig, RejuvenationConfig};
+    use chaoscast::train::trainer::{OptimizerKind, TrainConfig, train};
+    let data = thomas(400);
+    let device = Default::default();
+    let mut counts = Vec::new();
+    for lr_scaled in [false, true] {
+        let model =
+            ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 5).with_hidden(8));
+        let mut cfg = TrainConfig::new(model);
+        cfg.lookback = 20;
+        cfg.batch_size = 32;
+        cfg.epochs = 4;
+        cfg.patience = 4;
+        cfg.optimizer = OptimizerKind::Adam;
+        cfg.lr = 1e-3;
+        cfg.bio = BioConfig {
+            rejuvenation: Some(RejuvenationConfig {
+                distance: 6.0,
+                lr_scaled,
+                ..RejuvenationConfig::default()
+            }),
+            ..BioConfig::default()
+        };
+        let mut rec = Recorder {
+            stop_after: usize::MAX,
+            states: Vec::new(),
+        };
+        train::<A>(&cfg, &data, &device, &mut rec).unwrap();
+        let last = rec.states.last().unwrap();
+        counts.push(
+            last.history
+                .iter()
+                .map(|m| m.rejuvenated)
+                .collect::<Vec<_>>(),
+        );
+    }
+    let (full, scaled) = (&counts[0], &counts[1]);
+    assert_eq!((full.len(), scaled.len()), (4, 4));
+    // Epoch 1's mean rate is about 0.96 lr₀, epoch 4's about 0.04 lr₀.
+    assert!(
+        scaled[0] as f64 > 0.7 * full[0] as f64,
+        "{full:?} {scaled:?}"
+    );
+    assert!(scaled[3] * 5 < full[3], "{full:?} {scaled:?}");
+    assert!(scaled.windows(2).all(|w| w[1] < w[0]), "{scaled:?}");
+}
+
 /// Every model trains with the `paper-default` bio preset (FL ν = 0.09, WR d_re = 14, WS Γ = 2):
 /// weights are rejuvenated, the factors are kept, and the run differs from the baseline with the
 /// same seed.
