@@ -561,6 +561,17 @@ def quality(args):
                        cwd=REPO, check=True)
     env = thread_env(args.threads)
     rows = []
+
+    def render(rows):
+        """The table so far, also written to --out row by row (a long run cut short keeps what
+        landed)."""
+        text = quality_table(args, rows)
+        if args.out:
+            with open(args.out + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(args.out + ".tmp", args.out)
+        return text
+
     for seed in args.seeds:
         run = os.path.join(work, f"{args.model}-seed-{seed}")
         cmd = [binary, "--quiet", "train", "--data", data, "--model", args.model,
@@ -579,28 +590,38 @@ def quality(args):
             header = f.readline().strip().split(",")
             seconds = sum(float(line.split(",")[header.index("seconds")]) for line in f)
         long = report.get("rollout") or {}
-        rows.append(("chaoscast", seed, report["nrmse_median"], report["nrmse_mean"],
-                     report["vpt_median_steps"], long.get("vpt_median_steps"), seconds, wall))
+        rows.append(("chaoscast", cfg["epochs"], seed, report["nrmse_median"],
+                     report["nrmse_mean"], report["vpt_median_steps"],
+                     long.get("vpt_median_steps"), seconds, wall))
+        render(rows)
         model = cfg["model"]
         check_twin_recipe(cfg)
-        twin = [sys.executable, os.path.join(REPO, "benches", "quality_torch.py"), "--csv", csv,
-                "--cell", args.model, "--hidden", str(model["hidden"]),
-                "--lookback", str(cfg["lookback"]), "--horizon", str(model["horizon"]),
-                "--stride", str(cfg["stride"]), "--noise", str(cfg["input_noise"]),
-                "--lr", str(cfg["lr"]), "--weight-decay", str(cfg["weight_decay"]),
-                "--clip", str(cfg.get("clip_grad") or 0), "--batch", str(cfg["batch_size"]),
-                "--epochs", str(args.torch_epochs or cfg["epochs"]), "--seed", str(seed),
-                "--threads", str(args.threads), "--eval-horizon", str(args.long), "--quiet"]
-        log("PyTorch: " + " ".join(twin[1:]))
-        t0 = time.perf_counter()
-        done = subprocess.run(twin, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
-                              check=True)
-        wall = time.perf_counter() - t0
-        result = json.loads(next(line for line in done.stdout.splitlines()
-                                 if line.startswith("RESULT "))[len("RESULT "):])
-        rows.append(("PyTorch", seed, result["test_nrmse_median"], result["test_nrmse_mean"],
-                     result["test_vpt_median"], result["long_vpt_median"],
-                     result["train_seconds"], wall))
+        for epochs in args.torch_epochs or [cfg["epochs"]]:
+            twin = [sys.executable, os.path.join(REPO, "benches", "quality_torch.py"), "--csv", csv,
+                    "--cell", args.model, "--hidden", str(model["hidden"]),
+                    "--lookback", str(cfg["lookback"]), "--horizon", str(model["horizon"]),
+                    "--stride", str(cfg["stride"]), "--noise", str(cfg["input_noise"]),
+                    "--lr", str(cfg["lr"]), "--weight-decay", str(cfg["weight_decay"]),
+                    "--clip", str(cfg.get("clip_grad") or 0), "--batch", str(cfg["batch_size"]),
+                    "--epochs", str(epochs), "--seed", str(seed),
+                    "--threads", str(args.threads), "--eval-horizon", str(args.long), "--quiet"]
+            log("PyTorch: " + " ".join(twin[1:]))
+            t0 = time.perf_counter()
+            done = subprocess.run(twin, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
+                                  check=True)
+            wall = time.perf_counter() - t0
+            result = json.loads(next(line for line in done.stdout.splitlines()
+                                     if line.startswith("RESULT "))[len("RESULT "):])
+            rows.append(("PyTorch", epochs, seed, result["test_nrmse_median"],
+                         result["test_nrmse_mean"], result["test_vpt_median"],
+                         result["long_vpt_median"], result["train_seconds"], wall))
+            render(rows)
+    sys.stdout.write(render(rows))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def quality_table(args, rows):
+    """The side-by-side table of `quality` as Markdown."""
     lyapunov_step = None
     with open(os.path.join(REPO, args.recipe) if not os.path.isabs(args.recipe) else args.recipe) as f:
         text = f.read()
@@ -611,20 +632,15 @@ def quality(args):
     lines = [f"{args.model.upper()}, the default recipe on {args.recipe}, {args.threads} threads each "
              f"({cpu_name()}); VPT at H = {args.long} in steps"
              + (" (Lyapunov times)" if lyapunov_step else ""), "",
-             "| side | seed | median NRMSE | mean NRMSE | median VPT | median VPT at H = "
+             "| side | epochs | seed | median NRMSE | mean NRMSE | median VPT | median VPT at H = "
              f"{args.long} | training (epochs incl. validation) | wall |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for side, seed, med, mean, vpt, long_vpt, seconds, wall in rows:
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for side, epochs, seed, med, mean, vpt, long_vpt, seconds, wall in rows:
         lt = f" ({long_vpt * lyapunov_step:.2f})" if lyapunov_step and long_vpt is not None else ""
         long_text = "—" if long_vpt is None else f"{long_vpt:g}{lt}"
-        lines.append(f"| {side} | {seed} | {med:.4f} | {mean:.4f} | {vpt:g} | {long_text} | "
+        lines.append(f"| {side} | {epochs} | {seed} | {med:.4f} | {mean:.4f} | {vpt:g} | {long_text} | "
                      f"{seconds:.0f} s | {wall:.0f} s |")
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    shutil.rmtree(work, ignore_errors=True)
+    return "\n".join(lines) + "\n"
 
 
 def main():
@@ -654,9 +670,10 @@ def main():
                         help="with --quality: the long closed-loop horizon scored (default 164)")
     parser.add_argument("--chaoscast", metavar="PATH",
                         help="with --quality: the chaoscast binary (default: build it)")
-    parser.add_argument("--torch-epochs", type=int,
-                        help="with --quality: the twin's epoch count (default: the run's; fewer "
-                             "gives it about the training time of ours)")
+    parser.add_argument("--torch-epochs", type=lambda v: [int(s) for s in v.split(",")],
+                        help="with --quality: the twin's epoch counts, comma-separated, one twin "
+                             "run each (default: the run's; fewer gives it about the training "
+                             "time of ours)")
     parser.add_argument("extra", nargs="*",
                         help="with --quality: more `chaoscast train` flags, after --")
     # Internal: what the children run.
