@@ -28,6 +28,10 @@ pub struct CellResult {
     pub best_epoch: usize,
     /// Epochs run.
     pub epochs: usize,
+    /// Whether training diverged (a non-finite loss); the NRMSE is then its best checkpoint's,
+    /// or infinite without one.
+    #[serde(default)]
+    pub diverged: bool,
     /// Area under the validation curve: the sum over the epochs run of the validation NRMSE
     /// (one unit a epoch; lower is faster learning when cells ran the same epochs).
     #[serde(default)]
@@ -113,6 +117,8 @@ pub struct SummaryRow {
     pub variant: String,
     /// Seeds summarised.
     pub seeds: usize,
+    /// Of those, the cells whose training diverged.
+    pub diverged: usize,
     /// Mean over seeds of the median test NRMSE.
     pub nrmse_mean: f64,
     /// Its sample standard deviation over seeds (0 for one seed).
@@ -167,6 +173,7 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
             let n = group.len() as f64;
             SummaryRow {
                 seeds: group.len(),
+                diverged: group.iter().filter(|c| c.diverged).count(),
                 nrmse_mean,
                 nrmse_std,
                 change_percent: None,
@@ -247,11 +254,16 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.4} ± {:.4} | {} | {} | {:.1} | {:.1} | {:.3} | {:.0} s |\n",
+            "| {} | {} | {} | {}{} | {:.4} ± {:.4} | {} | {} | {:.1} | {:.1} | {:.3} | {:.0} s |\n",
             r.dataset,
             r.model,
             r.variant,
             r.seeds,
+            if r.diverged > 0 {
+                format!(" ({} diverged)", r.diverged)
+            } else {
+                String::new()
+            },
             r.nrmse_mean,
             r.nrmse_std,
             r.change_percent
@@ -284,11 +296,11 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
 /// One line per cell as CSV.
 pub fn cells_csv(cells: &[CellResult]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,val_auc,seconds\n",
+        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,diverged,val_auc,seconds\n",
     );
     for c in cells {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
             c.dataset,
             c.model,
             c.variant,
@@ -298,6 +310,7 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
             c.vpt_median_steps,
             c.best_epoch,
             c.epochs,
+            c.diverged,
             c.val_auc,
             c.seconds
         ));
@@ -308,16 +321,17 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
 /// The summary as CSV.
 pub fn csv(rows: &[SummaryRow]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seeds,nrmse_mean,nrmse_std,change_percent,diff_mean,diff_low,diff_high,vpt_mean,best_epoch_mean,val_auc_mean,seconds_mean\n",
+        "dataset,model,variant,seeds,diverged,nrmse_mean,nrmse_std,change_percent,diff_mean,diff_low,diff_high,vpt_mean,best_epoch_mean,val_auc_mean,seconds_mean\n",
     );
     let opt = |v: Option<f64>| v.map(|c| c.to_string()).unwrap_or_default();
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.dataset,
             r.model,
             r.variant,
             r.seeds,
+            r.diverged,
             r.nrmse_mean,
             r.nrmse_std,
             opt(r.change_percent),
@@ -348,6 +362,7 @@ mod tests {
             vpt_median_steps: 3.0,
             best_epoch: 4 + seed as usize,
             epochs: 10,
+            diverged: false,
             val_auc: 2.0 + seed as f64,
             seconds: 100.0,
         }

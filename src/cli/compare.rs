@@ -303,8 +303,9 @@ fn cell(
         data: None,
         rollout: None,
     };
-    if !report.is_file() {
-        if checkpoint_path(folder).is_file() {
+    let diverged = folder.join("diverged.txt");
+    if !report.is_file() && !diverged.is_file() {
+        let trained = if checkpoint_path(folder).is_file() {
             if !quiet {
                 eprintln!("cell {k}/{total}: {label}: resuming");
             }
@@ -312,23 +313,45 @@ fn cell(
                 epochs: settings.epochs,
                 ..Settings::default()
             };
-            resume_settings(folder, &flags, quiet).with_context(|| format!("cell {label}"))?;
+            resume_settings(folder, &flags, quiet).map(|_| ())
         } else {
             if !quiet {
                 eprintln!("cell {k}/{total}: {label}: training");
             }
-            train_settings(settings, None, true, quiet).with_context(|| format!("cell {label}"))?;
+            train_settings(settings, None, true, quiet).map(|_| ())
+        };
+        match trained {
+            Ok(()) => {}
+            // A diverged cell is a result of the experiment, not a failure of it: it is marked,
+            // its best checkpoint (if it finished an epoch) is scored, and the grid goes on.
+            Err(e) if matches!(e.downcast_ref(), Some(chaoscast::Error::NonFinite { .. })) => {
+                write_atomic(&diverged, format!("{e}\n").as_bytes())?;
+                if !quiet {
+                    eprintln!("cell {k}/{total}: {label}: diverged ({e})");
+                }
+            }
+            Err(e) => return Err(e.context(format!("cell {label}"))),
         }
-        eval::evaluate_run(&eval_args, true).with_context(|| format!("cell {label}"))?;
+        if !diverged.is_file() || folder.join("model.mpk").is_file() {
+            eval::evaluate_run(&eval_args, true).with_context(|| format!("cell {label}"))?;
+        }
     } else if !quiet {
         eprintln!("cell {k}/{total}: {label}: done earlier");
     }
-    let text = std::fs::read_to_string(&report)?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("cannot read {}", report.display()))?;
+    // A cell that diverged before its first epoch ended has no model to score: infinite NRMSE.
+    let json: serde_json::Value = if report.is_file() {
+        let text = std::fs::read_to_string(&report)?;
+        serde_json::from_str(&text).with_context(|| format!("cannot read {}", report.display()))?
+    } else {
+        serde_json::Value::Null
+    };
     // A diverged forecast's NRMSE is infinite, which JSON writes as null.
     let num = |key: &str| json[key].as_f64().unwrap_or(f64::INFINITY);
-    let history = load_metrics(folder)?;
+    let history = if diverged.is_file() && !folder.join("metrics.csv").is_file() {
+        Vec::new()
+    } else {
+        load_metrics(folder)?
+    };
     let config = RunConfig::load(folder)?;
     let best_epoch = history
         .iter()
@@ -344,7 +367,12 @@ fn cell(
         vpt_median_steps: num("vpt_median_steps"),
         best_epoch,
         epochs: history.len(),
-        val_auc: history.iter().map(|m| m.val_nrmse).sum(),
+        diverged: diverged.is_file(),
+        val_auc: if history.is_empty() {
+            f64::INFINITY
+        } else {
+            history.iter().map(|m| m.val_nrmse).sum()
+        },
         seconds: history.iter().map(|m| m.seconds).sum(),
     };
     if !quiet {

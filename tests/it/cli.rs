@@ -708,6 +708,31 @@ name = "baseline"
         assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
         assert!(!d.join("bad").exists());
     }
+
+    // A cell whose training diverges is marked and scored (here it blew up in its first step,
+    // so it has no model: infinite NRMSE), and the grid goes on; a second call keeps it.
+    std::fs::write(
+        d.join("div.toml"),
+        format!("{head}[[variants]]\nname = \"blowup\"\nlr = 1e12\n"),
+    )
+    .unwrap();
+    let out = chaoscast(d, &["compare", "div.toml", "-o", "div"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = text(&out.stderr);
+    assert!(log.contains("blowup seed 0: diverged ("), "{log}");
+    let summary = std::fs::read_to_string(d.join("div/summary.md")).unwrap();
+    assert!(
+        summary.contains("| t | gru | blowup | 1 (1 diverged) | inf"),
+        "{summary}"
+    );
+    assert!(
+        cell_of(&d.join("div/cells/t/gru/blowup"), 0)
+            .join("diverged.txt")
+            .is_file()
+    );
+    let again = chaoscast(d, &["compare", "div.toml", "-o", "div"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(text(&again.stderr).matches("done earlier").count(), 2);
 }
 
 /// The demo runs the whole pipeline (here at its smallest) and says where everything is.
