@@ -163,6 +163,8 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "data".into());
+        let data_fnv1a =
+            fnv1a(&std::fs::read(data).with_context(|| format!("cannot read {}", data.display()))?);
         for model in &exp.models {
             for variant in &variants {
                 for &seed in &exp.seeds {
@@ -187,8 +189,8 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                     };
                     // The folder is keyed by everything that defines the cell, so a changed
                     // setting (or dataset, or default) trains a new cell instead of reusing one.
-                    let definition =
-                        definition(&settings).with_context(|| format!("cell {label}"))?;
+                    let definition = definition(&settings, data_fnv1a)
+                        .with_context(|| format!("cell {label}"))?;
                     let folder = args
                         .output
                         .join("cells")
@@ -264,14 +266,7 @@ fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
         s.window_loss = None;
     }
     if model == "esn" {
-        let bio = s.bio.as_deref().is_some_and(|b| b != "none")
-            || s.fl_spread.is_some()
-            || s.fl_dist.is_some()
-            || s.wr_distance.is_some()
-            || s.wr_every.is_some()
-            || s.wr_one_sided.is_some()
-            || s.wr_lr_scaled.is_some()
-            || s.ws_groups.is_some();
+        let bio = s.bio.as_deref().is_some_and(|b| b != "none") || s.sets_a_mechanism();
         if bio {
             return Err(
                 "the ESN is fitted in closed form, so the bio mechanisms have nothing to act on",

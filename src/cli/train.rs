@@ -299,6 +299,18 @@ impl Settings {
         }
     }
 
+    /// Whether any one mechanism's own setting is given (FL spread or distribution, a WR
+    /// setting, WS groups), each of which turns its mechanism on.
+    pub(crate) fn sets_a_mechanism(&self) -> bool {
+        self.fl_spread.is_some()
+            || self.fl_dist.is_some()
+            || self.wr_distance.is_some()
+            || self.wr_every.is_some()
+            || self.wr_one_sided.is_some()
+            || self.wr_lr_scaled.is_some()
+            || self.ws_groups.is_some()
+    }
+
     /// The flags that change the model, which a run's config.json fixes.
     fn shaping(&self) -> Option<&'static str> {
         [
@@ -435,19 +447,17 @@ fn resolve(
 }
 
 /// Everything that defines the run `settings` would train from scratch, as one text: the
-/// resolved training configuration, the variables, the ESN search and the device, and an FNV-1a
-/// fingerprint of the dataset file's bytes. Two settings with the same definition train the same
-/// run, so `compare` keys its cell folders by it.
-pub(crate) fn definition(settings: &Settings) -> Result<String> {
-    let (cfg, data_path, data) = resolve(settings, None)?;
-    let bytes = std::fs::read(&data_path)
-        .with_context(|| format!("cannot read {}", data_path.display()))?;
+/// resolved training configuration, the variables, the ESN search and the device, and
+/// `data_fnv1a`, the [`fnv1a`] fingerprint of the dataset file's bytes. Two settings with the
+/// same definition train the same run, so `compare` keys its cell folders by it.
+pub(crate) fn definition(settings: &Settings, data_fnv1a: u64) -> Result<String> {
+    let (cfg, _, data) = resolve(settings, None)?;
     let value = serde_json::json!({
         "train": cfg,
         "names": data.names,
         "esn_search": settings.esn_search == Some(true),
         "device": settings.device.as_deref().unwrap_or("cpu"),
-        "data_fnv1a": format!("{:016x}", fnv1a(&bytes)),
+        "data_fnv1a": format!("{data_fnv1a:016x}"),
     });
     Ok(serde_json::to_string_pretty(&value)?)
 }
@@ -531,15 +541,7 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
             "--closed-loop-epochs or --bptt",
         ),
         (
-            flags.bio.is_some()
-                || flags.fl_spread.is_some()
-                || flags.fl_dist.is_some()
-                || flags.wr_distance.is_some()
-                || flags.wr_every.is_some()
-                || flags.wr_one_sided.is_some()
-                || flags.wr_lr_scaled.is_some()
-                || flags.ws_groups.is_some()
-                || flags.bio_scope.is_some(),
+            flags.bio.is_some() || flags.sets_a_mechanism() || flags.bio_scope.is_some(),
             "a bio flag",
         ),
         (

@@ -439,15 +439,10 @@ mod tests {
         assert_eq!(paper.kernel_count(), 21 * 125);
     }
 
-    /// With `mixing`, every variable's history reaches every forecast.
-    #[test]
-    fn mixing_lets_the_variables_reach_each_other() {
+    /// A two-variable model's forecasts (3 steps, variables interleaved) of a 12-step history, and
+    /// of the same history with variable 0 shifted by 1.
+    fn with_variable_0_shifted(model: &Fdn<Flex>) -> (Vec<f32>, Vec<f32>) {
         let device = Default::default();
-        let model = FdnConfig::new(2, 12, 3)
-            .with_channels(4)
-            .with_mixing(Some(true))
-            .init::<Flex>(&device)
-            .unwrap();
         let base: Vec<f32> = (0..24).map(|i| (i as f32 * 0.3).sin()).collect();
         let mut changed = base.clone();
         for t in 0..12 {
@@ -457,7 +452,19 @@ mod tests {
             let x = Tensor::<Flex, 3>::from_data(TensorData::new(v, [1, 12, 2]), &device);
             model.forward(x).into_data().to_vec::<f32>().unwrap()
         };
-        let (a, b) = (run(base), run(changed));
+        (run(base), run(changed))
+    }
+
+    /// With `mixing`, every variable's history reaches every forecast.
+    #[test]
+    fn mixing_lets_the_variables_reach_each_other() {
+        let device = Default::default();
+        let model = FdnConfig::new(2, 12, 3)
+            .with_channels(4)
+            .with_mixing(Some(true))
+            .init::<Flex>(&device)
+            .unwrap();
+        let (a, b) = with_variable_0_shifted(&model);
         assert_eq!(a.len(), 6);
         for t in 0..3 {
             assert_ne!(a[2 * t + 1], b[2 * t + 1]);
@@ -472,16 +479,7 @@ mod tests {
             .with_channels(4)
             .init::<Flex>(&device)
             .unwrap();
-        let base: Vec<f32> = (0..24).map(|i| (i as f32 * 0.3).sin()).collect();
-        let mut changed = base.clone();
-        for t in 0..12 {
-            changed[2 * t] += 1.0;
-        }
-        let run = |v: Vec<f32>| {
-            let x = Tensor::<Flex, 3>::from_data(TensorData::new(v, [1, 12, 2]), &device);
-            model.forward(x).into_data().to_vec::<f32>().unwrap()
-        };
-        let (a, b) = (run(base), run(changed));
+        let (a, b) = with_variable_0_shifted(&model);
         for t in 0..3 {
             assert_eq!(a[2 * t + 1], b[2 * t + 1]);
             assert_ne!(a[2 * t], b[2 * t]);

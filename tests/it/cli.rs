@@ -26,6 +26,25 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `chaoscast train --data t.parquet --lookback 20 --hidden 8 --epochs EPOCHS -q EXTRA` in `dir`.
+fn small_train(dir: &Path, epochs: usize, extra: &[&str]) -> Output {
+    let epochs = epochs.to_string();
+    let mut args = vec![
+        "train",
+        "--data",
+        "t.parquet",
+        "--lookback",
+        "20",
+        "--hidden",
+        "8",
+        "--epochs",
+        &epochs,
+        "-q",
+    ];
+    args.extend(extra);
+    chaoscast(dir, &args)
+}
+
 /// The cell folders of seed `seed` under `variant` (`cmp/cells/DATASET/MODEL/VARIANT`), which
 /// `compare` names `seed-N-KEY`.
 fn cells_of(variant: &Path, seed: u64) -> Vec<std::path::PathBuf> {
@@ -950,23 +969,7 @@ fn autoregressive_decoder_trains_with_a_curriculum() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     dataset(d, "thomas --samples 600 --horizon 5 -o t.parquet");
-    let base = [
-        "train",
-        "--data",
-        "t.parquet",
-        "--lookback",
-        "20",
-        "--hidden",
-        "8",
-        "--epochs",
-        "2",
-        "-q",
-    ];
-    let run = |extra: &[&str]| {
-        let mut args = base.to_vec();
-        args.extend(extra);
-        chaoscast(d, &args)
-    };
+    let run = |extra: &[&str]| small_train(d, 2, extra);
     let out = run(&[
         "--model",
         "lstm",
@@ -1085,23 +1088,7 @@ fn the_default_recipe_and_its_settings() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     dataset(d, "thomas --samples 600 --horizon 5 -o t.parquet");
-    let base = [
-        "train",
-        "--data",
-        "t.parquet",
-        "--lookback",
-        "20",
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "-q",
-    ];
-    let run = |extra: &[&str]| {
-        let mut args = base.to_vec();
-        args.extend(extra);
-        chaoscast(d, &args)
-    };
+    let run = |extra: &[&str]| small_train(d, 1, extra);
     let out = run(&["--model", "gru", "-o", "gru"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let cfg = chaoscast::run::RunConfig::load(&d.join("gru"))

@@ -237,6 +237,32 @@ fn first_full_model(
     all.states.pop().unwrap().model
 }
 
+/// Trains `cfg`, interrupted after epoch `stop_after`, checkpoints its last state to bytes and
+/// resumes from them to the end; returns the interrupted run's states and the resumed run's final
+/// (not best) model.
+fn interrupted_and_resumed(
+    cfg: &chaoscast::train::trainer::TrainConfig,
+    data: &chaoscast::data::Dataset,
+    stop_after: usize,
+) -> (Vec<chaoscast::train::trainer::TrainState<A>>, Model<A>) {
+    use chaoscast::train::checkpoint;
+    use chaoscast::train::trainer::{resume, train};
+    let device = Default::default();
+    let mut first = Recorder {
+        stop_after,
+        states: Vec::new(),
+    };
+    train::<A>(cfg, data, &device, &mut first).err().unwrap();
+    let bytes = checkpoint::encode(first.states.last().unwrap(), cfg).unwrap();
+    let state = checkpoint::decode::<A>(&bytes, cfg, &device).unwrap();
+    let mut second = Recorder {
+        stop_after: usize::MAX,
+        states: Vec::new(),
+    };
+    resume::<A>(cfg, data, &device, &mut second, state).unwrap();
+    (first.states, second.states.pop().unwrap().model)
+}
+
 #[test]
 fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     use chaoscast::train::checkpoint;
@@ -527,29 +553,13 @@ fn input_noise_is_seeded() {
 /// uninterrupted one; and the fine-tuning epoch trains other weights than a one-step epoch.
 #[test]
 fn closed_loop_fine_tuning_resumes_exactly() {
-    use chaoscast::train::checkpoint;
-    use chaoscast::train::trainer::{ClosedLoop, resume, train};
+    use chaoscast::train::trainer::ClosedLoop;
     let data = thomas(800);
-    let device = Default::default();
     let mut cfg = one_step_config(3);
     cfg.closed_loop = Some(ClosedLoop { epochs: 1, bptt: 4 });
     let full = first_full_model(&cfg, &data);
-    let mut first = Recorder {
-        stop_after: 2,
-        states: Vec::new(),
-    };
-    train::<A>(&cfg, &data, &device, &mut first).err().unwrap();
-    let bytes = checkpoint::encode(first.states.last().unwrap(), &cfg).unwrap();
-    let state = checkpoint::decode::<A>(&bytes, &cfg, &device).unwrap();
-    let mut second = Recorder {
-        stop_after: usize::MAX,
-        states: Vec::new(),
-    };
-    resume::<A>(&cfg, &data, &device, &mut second, state).unwrap();
-    assert_eq!(
-        weights(&second.states.last().unwrap().model),
-        weights(&full)
-    );
+    let (_, resumed) = interrupted_and_resumed(&cfg, &data, 2);
+    assert_eq!(weights(&resumed), weights(&full));
     let mut plain = cfg.clone();
     plain.closed_loop = None;
     assert_ne!(weights(&first_full_model(&plain, &data)), weights(&full));
@@ -634,37 +644,21 @@ fn settings_the_model_cannot_honour_are_refused() {
 /// epoch), and a run interrupted and resumed ends with the uninterrupted run's weights.
 #[test]
 fn the_plateau_schedule_follows_the_history_and_resumes_exactly() {
-    use chaoscast::train::checkpoint;
     use chaoscast::train::schedule::{LrSchedule, plateau_lr};
-    use chaoscast::train::trainer::{resume, train};
     let data = thomas(800);
-    let device = Default::default();
     let mut cfg = one_step_config(5);
     cfg.schedule = LrSchedule::Plateau {
         factor: 0.5,
         patience: 1,
     };
     let full = first_full_model(&cfg, &data);
-    let mut first = Recorder {
-        stop_after: 3,
-        states: Vec::new(),
-    };
-    train::<A>(&cfg, &data, &device, &mut first).err().unwrap();
-    let history = &first.states.last().unwrap().history;
+    let (first, resumed) = interrupted_and_resumed(&cfg, &data, 3);
+    let history = &first.last().unwrap().history;
+    assert_eq!(history.len(), 3);
     for e in 0..history.len() {
         let before: Vec<f64> = history[..e].iter().map(|m| m.val_nrmse).collect();
         let (lr, _) = plateau_lr(&before, cfg.lr, cfg.lr_min, 0.5, 1);
         assert_eq!(history[e].lr, lr, "epoch {}", e + 1);
     }
-    let bytes = checkpoint::encode(first.states.last().unwrap(), &cfg).unwrap();
-    let state = checkpoint::decode::<A>(&bytes, &cfg, &device).unwrap();
-    let mut second = Recorder {
-        stop_after: usize::MAX,
-        states: Vec::new(),
-    };
-    resume::<A>(&cfg, &data, &device, &mut second, state).unwrap();
-    assert_eq!(
-        weights(&second.states.last().unwrap().model),
-        weights(&full)
-    );
+    assert_eq!(weights(&resumed), weights(&full));
 }
