@@ -106,6 +106,37 @@ pub fn paired(baseline: &[(u64, f64)], variant: &[(u64, f64)]) -> Option<Paired>
     })
 }
 
+/// The bar series of `dataset`'s plot: one per variant, one bar per model, the mean median NRMSE
+/// with its standard deviation; a model without a row for the variant (a skipped cell) has no
+/// bar, not a bar of height 0.
+pub fn bar_series(
+    rows: &[SummaryRow],
+    dataset: &str,
+    models: &[String],
+    variants: &[String],
+) -> Vec<crate::plots::Bars> {
+    variants
+        .iter()
+        .map(|v| {
+            let pick = |m: &String| {
+                rows.iter()
+                    .find(|r| r.dataset == dataset && &r.model == m && &r.variant == v)
+            };
+            crate::plots::Bars {
+                label: v.clone(),
+                values: models
+                    .iter()
+                    .map(|m| pick(m).map(|r| r.nrmse_mean))
+                    .collect(),
+                errors: models
+                    .iter()
+                    .map(|m| pick(m).map_or(0.0, |r| r.nrmse_std))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// One line of the summary.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SummaryRow {
@@ -366,6 +397,22 @@ mod tests {
             val_auc: 2.0 + seed as f64,
             seconds: 100.0,
         }
+    }
+
+    /// A model whose cells were skipped for a variant (the ESN under a bio variant) gets no bar
+    /// in that series, where it used to get a bar of height 0 that read as a perfect forecast.
+    #[test]
+    fn a_skipped_cell_has_no_bar() {
+        let mut esn = cell("baseline", 0, 0.004);
+        esn.model = "esn".into();
+        let cells = [cell("baseline", 0, 0.5), cell("bio", 0, 0.45), esn];
+        let rows = summarise(&cells, "baseline");
+        let models = ["lstm".to_string(), "esn".to_string()];
+        let variants = ["baseline".to_string(), "bio".to_string()];
+        let series = bar_series(&rows, "thomas", &models, &variants);
+        assert_eq!(series[0].values, [Some(0.5), Some(0.004)]);
+        assert_eq!(series[1].values, [Some(0.45), None]);
+        assert_eq!(series[1].errors, [0.0, 0.0]);
     }
 
     #[test]

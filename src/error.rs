@@ -50,6 +50,14 @@ pub enum Error {
         /// Where: a time, an epoch and step.
         at: String,
     },
+    /// An input (a dataset, a forecast history) holds NaN or an infinite value.
+    #[error("{what} holds a non-finite value (NaN or infinite) at {at}")]
+    NonFiniteInput {
+        /// What was read.
+        what: String,
+        /// Where: a row and a column.
+        at: String,
+    },
     /// The ODE integrator failed.
     #[error("integration failed: {0}")]
     Integration(String),
@@ -69,6 +77,10 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A run asked to resume has nothing left to train: it has run all its epochs, stopped early,
+    /// or is an ESN (fitted in one pass).
+    #[error("the run has nothing left to train: {0}")]
+    NothingToResume(String),
     /// A data file or recipe could not be parsed, or lacks what chaoscast needs.
     #[error("cannot use {}: {reason}", path.display())]
     Storage {

@@ -28,11 +28,7 @@ impl Forecaster {
     pub fn load(run: impl AsRef<Path>) -> Result<Self> {
         let run = run.as_ref();
         let config = RunConfig::load(run)?;
-        // With weight splitting, the model computes through its grouped weights.
-        let model = crate::bio::inference_view(
-            load_model::<Flex>(&config, run, &Default::default())?,
-            &config.train.bio,
-        );
+        let model = load_model::<Flex>(&config, run, &Default::default())?;
         Ok(Self { model, config })
     }
 
@@ -93,13 +89,22 @@ impl Forecaster {
                 got: format!("{} rows", history.len()),
             });
         }
-        let recent = &history[history.len() - l..];
+        let first = history.len() - l;
+        let recent = &history[first..];
         if let Some(row) = recent.iter().find(|r| r.len() != d) {
             return Err(Error::ShapeMismatch {
                 what: "forecast history row".into(),
                 expected: format!("{d} values ({})", self.names().join(", ")),
                 got: format!("{} values", row.len()),
             });
+        }
+        for (i, row) in recent.iter().enumerate() {
+            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFiniteInput {
+                    what: "the forecast history".into(),
+                    at: format!("row {} ({})", first + i + 1, self.names()[j]),
+                });
+            }
         }
         let mut x: Vec<f64> = recent.iter().flatten().map(|v| f64::from(*v)).collect();
         self.config.normalizer.normalize(&mut x);

@@ -334,8 +334,8 @@ mod tests {
 pub struct Bars {
     /// Legend label.
     pub label: String,
-    /// Bar heights, one per group.
-    pub values: Vec<f64>,
+    /// Bar heights, one per group; `None` where the group has no value (no bar is drawn).
+    pub values: Vec<Option<f64>>,
     /// Error-bar half-widths (e.g. a standard deviation), one per group.
     pub errors: Vec<f64>,
 }
@@ -371,7 +371,7 @@ pub fn grouped_bars(
     }
     let top = series
         .iter()
-        .flat_map(|s| s.values.iter().zip(&s.errors).map(|(v, e)| v + e))
+        .flat_map(|s| s.values.iter().zip(&s.errors).filter_map(|(v, e)| v.map(|v| v + e)))
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-9)
@@ -415,8 +415,10 @@ fn bars(
             let color = RGBColor(r, g, b);
             let x = |i: usize| i as f64 + 0.1 + j as f64 * width;
             chart
-                .draw_series(s.values.iter().enumerate().map(|(i, v)| {
-                    Rectangle::new([(x(i), 0.0), (x(i) + width * 0.9, *v)], color.filled())
+                .draw_series(s.values.iter().enumerate().filter_map(|(i, v)| {
+                    v.map(|v| {
+                        Rectangle::new([(x(i), 0.0), (x(i) + width * 0.9, v)], color.filled())
+                    })
                 }))
                 .map_err(|e| e.to_string())?
                 .label(&s.label)
@@ -424,19 +426,16 @@ fn bars(
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
             chart
-                .draw_series(
-                    s.values
-                        .iter()
-                        .zip(&s.errors)
-                        .enumerate()
-                        .map(|(i, (v, e))| {
-                            let mid = x(i) + width * 0.45;
-                            PathElement::new(
-                                vec![(mid, v - e), (mid, v + e)],
-                                BLACK.stroke_width(1),
-                            )
-                        }),
-                )
+                .draw_series(s.values.iter().zip(&s.errors).enumerate().filter_map(
+                    |(i, (v, e))| {
+                        let v = (*v)?;
+                        let mid = x(i) + width * 0.45;
+                        Some(PathElement::new(
+                            vec![(mid, v - e), (mid, v + e)],
+                            BLACK.stroke_width(1),
+                        ))
+                    },
+                ))
                 .map_err(|e| e.to_string())?;
         }
         chart

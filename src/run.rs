@@ -65,6 +65,44 @@ pub fn checkpoint_path(run: &Path) -> PathBuf {
     run.join("checkpoint.bin")
 }
 
+/// The files `train`, `eval` and `compare` write into a run folder, besides the numbered
+/// forecast plots (`forecast_N.png`).
+pub const RUN_FILES: [&str; 11] = [
+    "config.json",
+    "metrics.csv",
+    "model.mpk",
+    "checkpoint.bin",
+    "search.csv",
+    "report.json",
+    "nrmse_steps.csv",
+    "nrmse.png",
+    "loss.png",
+    "diverged.txt",
+    "cell.json",
+];
+
+/// Removes every run file ([`RUN_FILES`], the forecast plots) from `run`, so that nothing of an
+/// earlier run survives into a new one trained in the same folder; other files stay.
+pub fn clear_run(run: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(run) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", run, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read", run, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let forecast_plot = name
+            .strip_prefix("forecast_")
+            .and_then(|rest| rest.strip_suffix(".png"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if (RUN_FILES.contains(&name.as_str()) || forecast_plot) && entry.path().is_file() {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let (out, mut file) = AtomicFile::create(path)?;
@@ -113,8 +151,24 @@ pub fn save_model<B: Backend>(model: Model<B>, run: &Path) -> Result<()> {
     write_atomic(&path, &bytes)
 }
 
-/// Builds the run's model on `device` and loads its saved weights.
+/// Builds the run's model on `device` with its saved weights, as it computes the function it was
+/// trained to compute: under weight splitting, its grouped view ([`crate::bio::inference_view`]).
+/// This is the model to forecast and evaluate with.
 pub fn load_model<B: Backend>(cfg: &RunConfig, run: &Path, device: &B::Device) -> Result<Model<B>> {
+    Ok(crate::bio::inference_view(
+        load_weights(cfg, run, device)?,
+        &cfg.train.bio,
+    ))
+}
+
+/// Builds the run's model on `device` and loads its saved weights as stored: under weight
+/// splitting these are the ungrouped weights W, which compute another function than the trained
+/// one; [`load_model`] gives the trained function.
+pub fn load_weights<B: Backend>(
+    cfg: &RunConfig,
+    run: &Path,
+    device: &B::Device,
+) -> Result<Model<B>> {
     let path = model_path(run);
     let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
     let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()

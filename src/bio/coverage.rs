@@ -16,6 +16,10 @@ pub struct Coverage {
     pub weights: HashSet<ParamId>,
     /// Parameters weight splitting transforms, with the axis that holds the layer's outputs.
     pub split: HashMap<ParamId, usize>,
+    /// The fused gates of a recurrent cell's split parameters (4 for the LSTM's i, f, g, o; 3
+    /// for the GRU's r, z, n), whose outputs lie gate after gate along the split axis: groups
+    /// must tile each gate's hidden units, never straddle two gates.
+    pub gates: HashMap<ParamId, usize>,
     /// Every covered parameter's path, for messages.
     pub paths: HashMap<ParamId, String>,
 }
@@ -90,6 +94,15 @@ impl<B: Backend> ModuleVisitor<B> for Walk {
                 _ => D - 1,
             };
             self.out.split.insert(id, axis);
+            match holder {
+                "LstmCell" => {
+                    self.out.gates.insert(id, 4);
+                }
+                "GruCell" => {
+                    self.out.gates.insert(id, 3);
+                }
+                _ => {}
+            }
         }
     }
 }

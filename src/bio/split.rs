@@ -6,8 +6,16 @@
 //! Because the grouping is linear it is applied to the parameters: W' = W·S and b' = b·S with S
 //! the block matrix of Γ×Γ ones, which gives the same outputs and gradients as summing outputs.
 //! [`split_model`] builds that view of a model for one forward pass; the stored weights stay W.
-//! In LSTM and GRU cells it groups each gate's pre-activation (Γ divides the hidden size, so the
-//! gate blocks never mix).
+//! In LSTM and GRU cells it groups each gate's pre-activation: the gates' outputs lie gate after
+//! gate in the fused weights, and Γ must divide the hidden size itself (not only the fused
+//! width), so that no group straddles two gates ([`check`] refuses it).
+//!
+//! One exception in the GRU: its candidate n = tanh(W_in·x + b_in + r ⊙ (W_hn·h + b_hn)) has the
+//! reset gate r between its recurrent projection and its pre-activation. Grouping W_hn's columns
+//! groups the projection W_hn·h + b_hn; the pre-activation's recurrent part r ⊙ (…) is grouped
+//! only where r is equal across a group, which it generally is not. The candidate's input part
+//! and the r and z gates are grouped exactly. (The authors' package cannot reach PyTorch's
+//! `nn.GRU` weights at all, so it has no counterpart to follow.)
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
@@ -25,11 +33,9 @@ pub fn check<B: Backend>(model: &Model<B>, coverage: &Coverage, groups: usize) -
     };
     model.visit(&mut walk);
     match walk.bad {
-        Some((path, n)) => Err(Error::config(
+        Some((path, what)) => Err(Error::config(
             "ws groups",
-            format!(
-                "Γ = {groups} must divide every split layer's width, but {path} has {n} outputs"
-            ),
+            format!("Γ = {groups} must divide every split layer's width, but {path} has {what}"),
         )),
         None => Ok(()),
     }
@@ -38,15 +44,22 @@ pub fn check<B: Backend>(model: &Model<B>, coverage: &Coverage, groups: usize) -
 struct Check<'a> {
     coverage: &'a Coverage,
     groups: usize,
-    bad: Option<(String, usize)>,
+    bad: Option<(String, String)>,
 }
 
 impl<B: Backend> burn::module::ModuleVisitor<B> for Check<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(&axis) = self.coverage.split.get(&param.id) {
-            let n = param.val().dims()[axis];
+            // A recurrent cell's fused gates each hold n / gates outputs, which Γ must divide.
+            let gates = self.coverage.gates.get(&param.id).copied().unwrap_or(1);
+            let n = param.val().dims()[axis] / gates;
             if !n.is_multiple_of(self.groups) && self.bad.is_none() {
-                self.bad = Some((self.coverage.paths[&param.id].clone(), n));
+                let what = if gates > 1 {
+                    format!("{n} hidden units per gate")
+                } else {
+                    format!("{n} outputs")
+                };
+                self.bad = Some((self.coverage.paths[&param.id].clone(), what));
             }
         }
     }
@@ -158,7 +171,7 @@ mod tests {
         );
         // Γ = 3 does not divide the hidden size 8: a config error naming the layer.
         let err = check(&m, &cov, 3).unwrap_err().to_string();
-        assert!(err.contains("Γ = 3") && err.contains("outputs"), "{err}");
+        assert!(err.contains("Γ = 3") && err.contains("8 "), "{err}");
         check(&m, &cov, 2).unwrap();
         let fdn = ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(6))
             .init::<Flex>(&device)
@@ -166,5 +179,29 @@ mod tests {
         let cov = Coverage::of(&fdn, Scope::All);
         assert!(check(&fdn, &cov, 4).is_err());
         check(&fdn, &cov, 3).unwrap();
+    }
+
+    /// Γ is checked against each fused gate's hidden units, not the fused width: the
+    /// autoregressive LSTM with h = 6 has 4h = 24 gate outputs, which Γ = 4 divides, but groups of
+    /// 4 would straddle the input and forget gates.
+    #[test]
+    fn groups_never_straddle_two_gates() {
+        let device = Default::default();
+        for (kind, gates) in [(CellKind::Lstm, 4), (CellKind::Gru, 3)] {
+            let m = ModelConfig::Recurrent(
+                RecurrentConfig::new(kind, 3, 5)
+                    .with_hidden(6)
+                    .with_decoder(Some(crate::models::Decoder::Autoregressive)),
+            )
+            .init::<Flex>(&device)
+            .unwrap();
+            let cov = Coverage::of(&m, Scope::All);
+            assert!(cov.gates.values().all(|&g| g == gates), "{kind:?}");
+            assert!(!cov.gates.is_empty());
+            let err = check(&m, &cov, 4).unwrap_err().to_string();
+            assert!(err.contains("6 hidden units per gate"), "{kind:?}: {err}");
+            check(&m, &cov, 3).unwrap();
+            check(&m, &cov, 2).unwrap();
+        }
     }
 }

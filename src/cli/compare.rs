@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chaoscast::compare::{CellResult, cells_csv, csv, markdown, summarise};
-use chaoscast::plots::{Bars, grouped_bars};
+use chaoscast::compare::{CellResult, bar_series, cells_csv, csv, markdown, summarise};
+use chaoscast::plots::grouped_bars;
 use chaoscast::run::{RunConfig, checkpoint_path, load_metrics, write_atomic};
 use serde::Deserialize;
 
+use super::choices::{BioName, DecoderName, ModelName, PresetName};
 use super::eval;
 use super::train::{Settings, definition, fnv1a, resume_settings, train_settings};
 
@@ -42,7 +43,7 @@ pub(crate) struct Args {
 #[serde(deny_unknown_fields)]
 struct Experiment {
     datasets: Vec<PathBuf>,
-    models: Vec<String>,
+    models: Vec<ModelName>,
     seeds: Vec<u64>,
     #[serde(default)]
     train: toml::Table,
@@ -147,9 +148,20 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             variants.push(Variant { name, settings });
         }
     }
-    for d in &exp.datasets {
+    for (i, d) in exp.datasets.iter().enumerate() {
         if !d.is_file() {
             bail!("dataset {} does not exist (generate it first)", d.display());
+        }
+        // Cells and summary rows are named by the file's stem.
+        if let Some(other) = exp.datasets[..i]
+            .iter()
+            .find(|o| o.file_stem() == d.file_stem())
+        {
+            bail!(
+                "datasets {} and {} have the same name, which names their cells and summary rows; rename one",
+                other.display(),
+                d.display()
+            );
         }
     }
     std::fs::create_dir_all(&args.output)
@@ -172,13 +184,13 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                     let label = format!("{dataset} {model} {} seed {seed}", variant.name);
                     let settings = Settings {
                         data: Some(data.clone()),
-                        model: Some(model.clone()),
+                        model: Some(*model),
                         seed: Some(seed),
                         ..Settings::default()
                     }
                     .or(variant.settings.clone())
                     .or(shared.clone());
-                    let mut settings = match for_model(model, settings) {
+                    let mut settings = match for_model(*model, settings) {
                         Ok(settings) => settings,
                         Err(why) => {
                             if !quiet {
@@ -195,7 +207,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                         .output
                         .join("cells")
                         .join(&dataset)
-                        .join(model)
+                        .join(model.as_str())
                         .join(&variant.name)
                         .join(format!(
                             "seed-{seed}-{:012x}",
@@ -209,7 +221,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                     }
                     done.push(CellResult {
                         dataset: dataset.clone(),
-                        model: model.clone(),
+                        model: model.to_string(),
                         variant: variant.name.clone(),
                         seed,
                         ..state
@@ -222,7 +234,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         &args.output,
         &done,
         &variants[0].name,
-        &exp.models,
+        &exp.models.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
         &variants,
     )?;
     println!(
@@ -238,15 +250,16 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
 }
 
 /// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
-/// models, the FDN's `residual` and `mixing` for the others, and `window-loss` for all but the
+/// models, the FDN's `residual` and `mixing` for the others, `layers` for the FDN and the ESN, and `window-loss` for all but the
 /// autoregressive LSTM and GRU, so one experiment can hold them all. A cell whose variant asks for what its model does not
 /// have is skipped, with the reason: a bio mechanism for the ESN (its readout is fitted in closed
 /// form) or the autoregressive decoder for the ESN.
-fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
-    let autoregressive = match s.decoder.as_deref() {
-        Some(decoder) => decoder == "autoregressive",
+fn for_model(model: ModelName, mut s: Settings) -> Result<Settings, &'static str> {
+    let model = model.as_str();
+    let autoregressive = match s.decoder {
+        Some(decoder) => decoder == DecoderName::Autoregressive,
         // The default preset's neural models have the autoregressive decoder.
-        None => matches!(s.preset.as_deref(), None | Some("default")) && model != "esn",
+        None => matches!(s.preset, None | Some(PresetName::Default)) && model != "esn",
     };
     if autoregressive && model == "esn" {
         return Err(
@@ -262,11 +275,14 @@ fn for_model(model: &str, mut s: Settings) -> Result<Settings, &'static str> {
         s.residual = None;
         s.mixing = None;
     }
+    if matches!(model, "fdn" | "esn") {
+        s.layers = None;
+    }
     if !(autoregressive && matches!(model, "lstm" | "gru")) {
         s.window_loss = None;
     }
     if model == "esn" {
-        let bio = s.bio.as_deref().is_some_and(|b| b != "none") || s.sets_a_mechanism();
+        let bio = s.bio.is_some_and(|b| b != BioName::None) || s.sets_a_mechanism();
         if bio {
             return Err(
                 "the ESN is fitted in closed form, so the bio mechanisms have nothing to act on",
@@ -317,6 +333,8 @@ fn cell(
         };
         match trained {
             Ok(()) => {}
+            // Trained to the end before an interruption stopped the cell short of its report.
+            Err(e) if matches!(e.downcast_ref(), Some(chaoscast::Error::NothingToResume(_))) => {}
             // A diverged cell is a result of the experiment, not a failure of it: it is marked,
             // its best checkpoint (if it finished an epoch) is scored, and the grid goes on.
             Err(e) if matches!(e.downcast_ref(), Some(chaoscast::Error::NonFinite { .. })) => {
@@ -400,26 +418,8 @@ fn write_tables(
         }
     }
     for dataset in datasets {
-        let series: Vec<Bars> = variants
-            .iter()
-            .map(|v| {
-                let pick = |m: &String| {
-                    rows.iter()
-                        .find(|r| r.dataset == dataset && &r.model == m && r.variant == v.name)
-                };
-                Bars {
-                    label: v.name.clone(),
-                    values: models
-                        .iter()
-                        .map(|m| pick(m).map_or(0.0, |r| r.nrmse_mean))
-                        .collect(),
-                    errors: models
-                        .iter()
-                        .map(|m| pick(m).map_or(0.0, |r| r.nrmse_std))
-                        .collect(),
-                }
-            })
-            .collect();
+        let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+        let series = bar_series(&rows, dataset, models, &names);
         grouped_bars(
             &out.join(format!("nrmse-{dataset}.png")),
             &format!("{dataset}: median test NRMSE, mean ± std over seeds"),

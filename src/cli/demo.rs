@@ -11,6 +11,7 @@ use chaoscast::plots::{Bars, grouped_bars};
 use chaoscast::progress::NoProgress;
 use chaoscast::systems::SystemName;
 
+use super::choices::{BioName, ModelName};
 use super::eval;
 use super::train::{Settings, train_settings};
 
@@ -76,7 +77,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             "gru",
             "GRU",
             Settings {
-                model: Some("gru".into()),
+                model: Some(ModelName::Gru),
                 epochs: Some(args.epochs),
                 ..base.clone()
             },
@@ -85,9 +86,12 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             "gru-bio",
             "GRU",
             Settings {
-                model: Some("gru".into()),
+                model: Some(ModelName::Gru),
                 epochs: Some(args.epochs),
-                bio: Some(args.bio.clone()),
+                bio: Some(
+                    <BioName as clap::ValueEnum>::from_str(&args.bio, false)
+                        .map_err(anyhow::Error::msg)?,
+                ),
                 ..base.clone()
             },
         ),
@@ -97,7 +101,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             "esn",
             "ESN",
             Settings {
-                model: Some("esn".into()),
+                model: Some(ModelName::Esn),
                 spectral_radius: Some(0.3),
                 leak: Some(1.0),
                 ridge: Some(1e-6),
@@ -123,7 +127,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             },
             true,
         )?;
-        let bio = settings.bio.clone().unwrap_or_else(|| "none".into());
+        let bio = settings.bio.map_or("none", BioName::as_str).to_string();
         println!(
             "{}/5 trained the {label}{} in {seconds:.0} s: test median NRMSE {:.4}, median VPT {} steps = {:.2} Lyapunov times",
             step + 2,
@@ -189,7 +193,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             .zip(&values)
             .map(|(label, v)| Bars {
                 label: label.clone(),
-                values: vec![*v],
+                values: vec![Some(*v)],
                 errors: vec![0.0],
             })
             .collect::<Vec<_>>(),

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::backend::Flex;
 use burn::module::Module;
-use chaoscast::bio::inference_view;
 use chaoscast::data::window::{
     SplitFractions, WindowSpec, chronological_split, chronological_windows,
 };
@@ -70,10 +69,7 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         .select(&cfg.names)
         .with_context(|| format!("{} does not fit this run", path.display()))?;
     let device = Default::default();
-    let model = inference_view(
-        load_model::<Flex>(&cfg, &args.run, &device)?,
-        &cfg.train.bio,
-    );
+    let model = load_model::<Flex>(&cfg, &args.run, &device)?;
     // Every test window counts, whatever stride training used.
     let spec = WindowSpec {
         stride: 1,

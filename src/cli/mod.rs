@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own file; none of the library
 //! knows about flags, progress bars or exit codes.
 
+mod choices;
 mod compare;
 mod demo;
 mod eval;
@@ -74,7 +75,14 @@ pub fn run() -> Result<()> {
             let text = err.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            anyhow::bail!("{first} (see --help)");
+            // A bad enumerated value keeps its list of accepted ones.
+            let values = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("[possible values:"))
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
+            anyhow::bail!("{first}{values} (see --help)");
         }
         Err(err) => err.exit(),
     };

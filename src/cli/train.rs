@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use chaoscast::bio::{
-    BioConfig, BioPreset, FuzzyConfig, FuzzyDistribution, RejuvenationConfig, Scope,
-    SplittingConfig,
+    BioConfig, BioPreset, FuzzyConfig, FuzzyDistribution, RejuvenationConfig, SplittingConfig,
 };
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::models::{Decoder, ModelConfig, ModelKind, Preset};
@@ -19,12 +18,17 @@ use chaoscast::run::{
 use chaoscast::train::asam::Sharpness;
 use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
 use chaoscast::train::schedule::LrSchedule;
-use chaoscast::train::strategy::{Sampling, Strategy};
+use chaoscast::train::strategy::Strategy;
 use chaoscast::train::trainer::{
-    ClosedLoop, Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, resume, train,
-    training_normalizer,
+    ClosedLoop, Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, nothing_left,
+    resume, train, training_normalizer,
 };
 use indicatif::{ProgressBar, ProgressStyle};
+
+use super::choices::{
+    BioName, DecoderName, DeviceName, FlDistName, ModelName, OptimizerName, PresetName, SamName,
+    SamplingName, ScheduleName, ScopeName,
+};
 use serde::Deserialize;
 
 #[derive(Debug, clap::Args)]
@@ -69,14 +73,14 @@ pub(crate) struct Settings {
     pub(crate) data: Option<PathBuf>,
     /// Model family: lstm, gru, fdn, transformer or esn (echo state network, fitted in closed form).
     #[arg(long)]
-    pub(crate) model: Option<String>,
+    pub(crate) model: Option<ModelName>,
     /// default (the recipe that converges on a CPU: every neural model with the autoregressive
     /// decoder taught one step ahead, LSTM/GRU of width 128; Adam 3e-3, no weight decay, no
     /// SAM), small (quick: width 32, Adam 3e-3,
     /// batch 64, 15 epochs) or paper (SPEC: SGD 0.1, weight decay 5e-4, ASAM, batch 256, 400
     /// epochs, the direct head) [default: default].
-    #[arg(long, value_parser = ["default", "small", "paper"])]
-    pub(crate) preset: Option<String>,
+    #[arg(long)]
+    pub(crate) preset: Option<PresetName>,
     /// Maximum epochs [default preset: 280 for LSTM/GRU, 200 for the transformer, 80 for the FDN,
     /// 100 with the direct head; 15 for small, 400 for paper].
     #[arg(long)]
@@ -85,8 +89,8 @@ pub(crate) struct Settings {
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     /// Where to train: cpu, or cuda (a build with `--features cuda`) [default: cpu].
-    #[arg(long, value_parser = ["cpu", "cuda"])]
-    pub(crate) device: Option<String>,
+    #[arg(long)]
+    pub(crate) device: Option<DeviceName>,
     /// Input steps L [default: 150].
     #[arg(long)]
     pub(crate) lookback: Option<usize>,
@@ -106,13 +110,13 @@ pub(crate) struct Settings {
     #[arg(long)]
     pub(crate) lr: Option<f64>,
     /// Base optimizer: sgd or adam [default: adam for default and small, sgd for paper].
-    #[arg(long, value_parser = ["sgd", "adam"])]
-    pub(crate) optimizer: Option<String>,
+    #[arg(long)]
+    pub(crate) optimizer: Option<OptimizerName>,
     /// Sharpness-aware minimisation: asam (ρ = 1, η = 0.01), sam (ρ = 0.05) or none [default:
     /// none for the default preset; asam for small and paper, none with the autoregressive
     /// decoder, which ASAM stalls].
-    #[arg(long, value_parser = ["asam", "sam", "none"])]
-    pub(crate) sam: Option<String>,
+    #[arg(long)]
+    pub(crate) sam: Option<SamName>,
     /// Epochs without a better validation NRMSE before stopping [default: the preset's epoch
     /// count for the default preset (280, 200, 80 or 100), 20 otherwise].
     #[arg(long)]
@@ -125,14 +129,14 @@ pub(crate) struct Settings {
     pub(crate) vars: Option<String>,
     /// Synaptic diversity preset: none, paper-tuned (FL ν = 0.5 + WR d_re = 6) or paper-default
     /// (FL ν = 0.09, WR d_re = 14, WS Γ = 2) [default: none].
-    #[arg(long, value_parser = ["none", "paper-tuned", "paper-default"])]
-    pub(crate) bio: Option<String>,
+    #[arg(long)]
+    pub(crate) bio: Option<BioName>,
     /// Fuzzy learning rates with spread ν: factors from U(1 − ν, 1 + ν) (turns FL on).
     #[arg(long, value_name = "NU")]
     pub(crate) fl_spread: Option<f64>,
     /// Distribution of the fuzzy factors: uniform, normal or lognormal [default: uniform].
-    #[arg(long, value_parser = ["uniform", "normal", "lognormal"])]
-    pub(crate) fl_dist: Option<String>,
+    #[arg(long)]
+    pub(crate) fl_dist: Option<FlDistName>,
     /// Weight rejuvenation with distance d_re: σ = max|w| / d_re (turns WR on).
     #[arg(long, value_name = "D_RE")]
     pub(crate) wr_distance: Option<f64>,
@@ -151,8 +155,8 @@ pub(crate) struct Settings {
     pub(crate) ws_groups: Option<usize>,
     /// What the mechanisms reach: all (recurrent gate weights included) or reference (only linear
     /// and convolution layers, as the authors' package) [default: all].
-    #[arg(long, value_parser = ["all", "reference"])]
-    pub(crate) bio_scope: Option<String>,
+    #[arg(long)]
+    pub(crate) bio_scope: Option<ScopeName>,
     /// ESN: spectral radius ρ of the reservoir [default: 0.9].
     #[arg(long, value_name = "RHO")]
     pub(crate) spectral_radius: Option<f64>,
@@ -175,8 +179,8 @@ pub(crate) struct Settings {
     pub(crate) esn_search: Option<bool>,
     /// LSTM/GRU/FDN/transformer: direct (all steps at once, the paper's) or autoregressive (one step
     /// at a time, forecasts fed back) [default: autoregressive in the default preset, else direct].
-    #[arg(long, value_parser = ["direct", "autoregressive"])]
-    pub(crate) decoder: Option<String>,
+    #[arg(long)]
+    pub(crate) decoder: Option<DecoderName>,
     /// Autoregressive decoder's training: teacher-forcing, free-running, or a curriculum
     /// decreasing-… (teacher forcing to free running) or increasing-… (the reverse), each
     /// linear, exponential or inverse-sigmoid [default: teacher-forcing in the default preset,
@@ -184,8 +188,8 @@ pub(crate) struct Settings {
     #[arg(long, value_parser = chaoscast::train::strategy::STRATEGIES)]
     pub(crate) strategy: Option<String>,
     /// Curriculum coin tossed per-step or per-sequence [default: per-step].
-    #[arg(long, value_parser = ["per-step", "per-sequence"])]
-    pub(crate) tf_sampling: Option<String>,
+    #[arg(long)]
+    pub(crate) tf_sampling: Option<SamplingName>,
     /// The curriculum's k: the exponential's base (default 0.8) or the inverse sigmoid's k
     /// (default 3).
     #[arg(long, value_name = "K")]
@@ -202,8 +206,8 @@ pub(crate) struct Settings {
     /// Learning-rate schedule: cosine (annealing per step over the run) or plateau (halve the rate
     /// after 10 epochs without a better validation NRMSE and go on from the best weights)
     /// [default: cosine].
-    #[arg(long, value_parser = ["cosine", "plateau"])]
-    pub(crate) schedule: Option<String>,
+    #[arg(long)]
+    pub(crate) schedule: Option<ScheduleName>,
     /// The plateau schedule's factor, in (0, 1) [default: 0.5].
     #[arg(long, value_name = "FACTOR")]
     pub(crate) plateau_factor: Option<f64>,
@@ -384,7 +388,7 @@ pub(crate) fn train_settings(
         bail!("--output is required: the run folder to create");
     };
     let (cfg, data_path, data) = resolve(settings, base)?;
-    let device = settings.device.as_deref().unwrap_or("cpu");
+    let device = settings.device.unwrap_or(DeviceName::Cpu);
     check_device(device)?;
     prepare_folder(&output, force)?;
     let cfg = if settings.esn_search == Some(true) {
@@ -436,7 +440,7 @@ fn resolve(
     let cfg = match base {
         Some(b) => overrides(b.train, settings)?,
         None => {
-            let Some(model) = settings.model.as_deref() else {
+            let Some(model) = settings.model else {
                 bail!("--model is required: lstm, gru, fdn, transformer or esn");
             };
             fresh_config(model, settings, &data)?
@@ -456,7 +460,7 @@ pub(crate) fn definition(settings: &Settings, data_fnv1a: u64) -> Result<String>
         "train": cfg,
         "names": data.names,
         "esn_search": settings.esn_search == Some(true),
-        "device": settings.device.as_deref().unwrap_or("cpu"),
+        "device": settings.device.unwrap_or(DeviceName::Cpu).as_str(),
         "data_fnv1a": format!("{data_fnv1a:016x}"),
     });
     Ok(serde_json::to_string_pretty(&value)?)
@@ -569,7 +573,8 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
     run_cfg.train.epochs = flags.epochs.unwrap_or(run_cfg.train.epochs);
     run_cfg.train.patience = flags.patience.unwrap_or(run_cfg.train.patience);
     run_cfg.train.validate()?;
-    check_device(flags.device.as_deref().unwrap_or("cpu"))?;
+    let device = flags.device.unwrap_or(DeviceName::Cpu);
+    check_device(device)?;
     run_cfg.save(run)?;
     let cfg = run_cfg.train.clone();
     let job = Job {
@@ -579,18 +584,17 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
         quiet,
         resume: true,
     };
-    job.on_device(flags.device.as_deref().unwrap_or("cpu"))
+    job.on_device(device)
 }
 
 /// Refuses a device this build cannot train on, before anything is written.
-fn check_device(device: &str) -> Result<()> {
+fn check_device(device: DeviceName) -> Result<()> {
     match device {
-        "cpu" => Ok(()),
-        "cuda" if cfg!(feature = "cuda") => Ok(()),
-        "cuda" => bail!(
+        DeviceName::Cpu => Ok(()),
+        DeviceName::Cuda if cfg!(feature = "cuda") => Ok(()),
+        DeviceName::Cuda => bail!(
             "this chaoscast was built without CUDA; rebuild with `CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda` or use --device cpu"
         ),
-        other => bail!("unknown device '{other}'; use cpu or cuda"),
     }
 }
 
@@ -612,11 +616,12 @@ pub(crate) struct Summary {
 }
 
 impl Job<'_> {
-    fn on_device(&self, device: &str) -> Result<Summary> {
+    fn on_device(&self, device: DeviceName) -> Result<Summary> {
         match device {
-            "cuda" => self.cuda(),
-            "cpu" => self.go::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default()),
-            other => bail!("unknown device '{other}'; use cpu or cuda"),
+            DeviceName::Cuda => self.cuda(),
+            DeviceName::Cpu => {
+                self.go::<burn::backend::Autodiff<burn::backend::Flex>>(&Default::default())
+            }
         }
     }
 
@@ -636,6 +641,9 @@ impl Job<'_> {
         let mut saver = RunSaver::new(self.folder, self.cfg, self.quiet);
         let outcome: TrainOutcome<B> = if self.resume {
             let state = load_checkpoint::<B>(self.cfg, self.folder, device)?;
+            if let Some(why) = nothing_left(self.cfg, &state.history, state.best_epoch) {
+                return Err(chaoscast::Error::NothingToResume(why).into());
+            }
             saver.resumed_at(state.epoch());
             resume(self.cfg, self.data, device, &mut saver, state)?
         } else {
@@ -665,26 +673,16 @@ fn finish(summary: Summary, folder: &Path) -> Result<()> {
 }
 
 /// A config from the preset and the settings.
-fn fresh_config(model: &str, s: &Settings, data: &Dataset) -> Result<TrainConfig> {
-    let kind: ModelKind = model.parse()?;
-    let preset = match s.preset.as_deref() {
-        None | Some("default") => Preset::Default,
-        Some("small") => Preset::Small,
-        Some("paper") => Preset::Paper,
-        Some(other) => bail!("unknown preset '{other}'; use default, small or paper"),
-    };
-    let decoder = match s.decoder.as_deref() {
-        None => None,
-        Some("direct") => Some(Decoder::Direct),
-        Some("autoregressive") => Some(Decoder::Autoregressive),
-        Some(other) => bail!("unknown decoder '{other}'; use direct or autoregressive"),
-    };
+fn fresh_config(model: ModelName, s: &Settings, data: &Dataset) -> Result<TrainConfig> {
+    let kind = ModelKind::from(model);
+    let preset = s.preset.map_or(Preset::Default, Preset::from);
+    let decoder = s.decoder.map(Decoder::from);
     let horizon = data.meta.horizon(s.horizon)?;
     let lookback = s
         .lookback
         .unwrap_or(chaoscast::data::window::DEFAULT_LOOKBACK);
     let mut cfg = TrainConfig::preset_for(kind, preset, decoder, data.vars(), lookback, horizon)?;
-    apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0));
+    apply_sizes(&mut cfg.model, s.hidden, s.layers, s.seed.unwrap_or(0))?;
     if let Some(residual) = s.residual {
         match &mut cfg.model {
             ModelConfig::Fdn(c) if !c.is_autoregressive() => c.residual = Some(residual),
@@ -728,17 +726,13 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
     cfg.patience = s.patience.unwrap_or(cfg.patience);
     cfg.stride = s.stride.unwrap_or(cfg.stride);
     cfg.lr = s.lr.unwrap_or(cfg.lr);
-    match s.optimizer.as_deref() {
-        Some("adam") => cfg.optimizer = OptimizerKind::Adam,
-        Some("sgd") => cfg.optimizer = OptimizerKind::Sgd,
-        Some(other) => bail!("unknown optimizer '{other}'; use sgd or adam"),
-        None => {}
+    if let Some(optimizer) = s.optimizer {
+        cfg.optimizer = optimizer.into();
     }
-    match s.sam.as_deref() {
-        Some("none") => cfg.sharpness = Sharpness::None,
-        Some("sam") => cfg.sharpness = Sharpness::Sam { rho: 0.05 },
-        Some("asam") => cfg.sharpness = Sharpness::default(),
-        Some(other) => bail!("unknown --sam '{other}'; use asam, sam or none"),
+    match s.sam {
+        Some(SamName::None) => cfg.sharpness = Sharpness::None,
+        Some(SamName::Sam) => cfg.sharpness = Sharpness::Sam { rho: 0.05 },
+        Some(SamName::Asam) => cfg.sharpness = Sharpness::default(),
         None => {}
     }
     if let Some(r) = s.rho {
@@ -750,10 +744,9 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
         }
     }
     cfg.weight_decay = s.weight_decay.unwrap_or(cfg.weight_decay);
-    match s.schedule.as_deref() {
-        Some("cosine") => cfg.schedule = LrSchedule::Cosine,
-        Some("plateau") => cfg.schedule = LrSchedule::plateau(),
-        Some(other) => bail!("unknown schedule '{other}'; use cosine or plateau"),
+    match s.schedule {
+        Some(ScheduleName::Cosine) => cfg.schedule = LrSchedule::Cosine,
+        Some(ScheduleName::Plateau) => cfg.schedule = LrSchedule::plateau(),
         None => {}
     }
     if s.plateau_factor.is_some() || s.plateau_patience.is_some() {
@@ -794,11 +787,8 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
     if let Some(name) = &s.strategy {
         cfg.strategy = Strategy::named(name)?;
     }
-    match s.tf_sampling.as_deref() {
-        Some("per-sequence") => cfg.strategy.sampling = Sampling::PerSequence,
-        Some("per-step") => cfg.strategy.sampling = Sampling::PerStep,
-        Some(other) => bail!("unknown --tf-sampling '{other}'; use per-step or per-sequence"),
-        None => {}
+    if let Some(sampling) = s.tf_sampling {
+        cfg.strategy.sampling = sampling.into();
     }
     cfg.strategy.k = s.tf_k.unwrap_or(cfg.strategy.k);
     if !cfg.model.is_autoregressive()
@@ -845,19 +835,13 @@ fn apply_esn(model: &mut ModelConfig, s: &Settings) -> Result<()> {
 
 /// The bio preset, then the per-mechanism settings (each turns its mechanism on).
 fn apply_bio(bio: &mut BioConfig, s: &Settings) -> Result<()> {
-    if let Some(preset) = &s.bio {
-        *bio = BioConfig::preset(preset.parse::<BioPreset>()?);
+    if let Some(preset) = s.bio {
+        *bio = BioConfig::preset(BioPreset::from(preset));
     }
     if s.fl_spread.is_some() || s.fl_dist.is_some() {
         let fl = bio.fuzzy_lr.get_or_insert_with(FuzzyConfig::default);
         fl.spread = s.fl_spread.unwrap_or(fl.spread);
-        fl.distribution = match s.fl_dist.as_deref() {
-            Some("normal") => FuzzyDistribution::Normal,
-            Some("lognormal") => FuzzyDistribution::LogNormal,
-            Some("uniform") => FuzzyDistribution::Uniform,
-            Some(other) => bail!("unknown --fl-dist '{other}'; use uniform, normal or lognormal"),
-            None => fl.distribution,
-        };
+        fl.distribution = s.fl_dist.map_or(fl.distribution, FuzzyDistribution::from);
     }
     if s.wr_distance.is_some()
         || s.wr_every.is_some()
@@ -875,11 +859,8 @@ fn apply_bio(bio: &mut BioConfig, s: &Settings) -> Result<()> {
     if let Some(groups) = s.ws_groups {
         bio.splitting = Some(SplittingConfig { groups });
     }
-    match s.bio_scope.as_deref() {
-        Some("reference") => bio.scope = Scope::Reference,
-        Some("all") => bio.scope = Scope::All,
-        Some(other) => bail!("unknown --bio-scope '{other}'; use all or reference"),
-        None => {}
+    if let Some(scope) = s.bio_scope {
+        bio.scope = scope.into();
     }
     Ok(())
 }
@@ -901,9 +882,21 @@ fn set_model_seed(model: &mut ModelConfig, seed: u64) {
     }
 }
 
-/// Applies `--hidden`, `--layers` and the seed to whichever model it is.
-fn apply_sizes(model: &mut ModelConfig, hidden: Option<usize>, layers: Option<usize>, seed: u64) {
+/// Applies `--hidden`, `--layers` and the seed to whichever model it is; `--layers` for a model
+/// without stacked layers (the FDN, the ESN) is an error.
+fn apply_sizes(
+    model: &mut ModelConfig,
+    hidden: Option<usize>,
+    layers: Option<usize>,
+    seed: u64,
+) -> Result<()> {
     set_model_seed(model, seed);
+    if layers.is_some() && matches!(model, ModelConfig::Fdn(_) | ModelConfig::Esn(_)) {
+        bail!(
+            "--layers stacks LSTM, GRU or transformer layers; the {} has none to stack",
+            model.name()
+        );
+    }
     match model {
         ModelConfig::Recurrent(c) => {
             c.hidden = hidden.unwrap_or(c.hidden);
@@ -920,6 +913,7 @@ fn apply_sizes(model: &mut ModelConfig, hidden: Option<usize>, layers: Option<us
             c.reservoir = hidden.unwrap_or(c.reservoir);
         }
     }
+    Ok(())
 }
 
 fn prepare_folder(folder: &Path, force: bool) -> Result<()> {
@@ -936,7 +930,12 @@ fn prepare_folder(folder: &Path, force: bool) -> Result<()> {
             folder.display()
         );
     }
-    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    // Nothing of the old run may survive: a crash before the first epoch would otherwise leave
+    // its checkpoint for --resume, and its report beside the new run's config.
+    chaoscast::run::clear_run(folder)?;
+    Ok(())
 }
 
 /// Writes metrics and the checkpoint every epoch and the best model whenever it improves; shows a

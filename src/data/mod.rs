@@ -243,6 +243,10 @@ mod tests {
         assert_eq!(meta.horizon(Some(7)).unwrap(), 7);
         assert_eq!(meta.horizon(None).unwrap(), 41);
         meta.recipe.horizon = None;
+        // At the default parameters the recipe carries the system's measured exponent.
+        assert_eq!(meta.recipe.lyapunov, Some(0.4918));
+        assert_eq!(meta.horizon(None).unwrap(), 41);
+        meta.recipe.lyapunov = None;
         let err = meta.horizon(None).unwrap_err().to_string();
         assert!(err.contains("--horizon"), "{err}");
         // λ = 0.49, Δt = 0.0497: 1 / (λ·Δt) = 41.06 → 42 steps.

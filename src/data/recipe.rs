@@ -101,6 +101,9 @@ impl RecipeSpec {
         let defaults = system.defaults();
         let tol = Tolerances::default();
         let built = system.build(&self.params)?;
+        // At the default parameters the exponent is known (measured once, SPEC.md §2); with
+        // other parameters it must be given or measured (`--lyapunov`).
+        let at_defaults = built.params() == system.build(&Params::default())?.params();
         let recipe = Recipe {
             system,
             params: built.params(),
@@ -112,7 +115,7 @@ impl RecipeSpec {
             seed: self.seed.unwrap_or(0),
             perturbation: self.perturbation.unwrap_or(1e-3),
             horizon: self.horizon,
-            lyapunov: self.lyapunov,
+            lyapunov: self.lyapunov.or(at_defaults.then_some(defaults.lyapunov)),
         };
         recipe.validate()?;
         Ok(recipe)

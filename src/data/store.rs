@@ -120,8 +120,16 @@ pub fn write_dataset(ds: &Dataset, path: &Path, format: Format, overwrite: bool)
                 .include_header(true)
                 .finish(&mut frame)
                 .map_err(|e| Error::storage(path, e))?;
-            side.commit(side_file)?;
-            out.commit(file)
+            // The CSV goes first and the old sidecar before it, so no moment pairs a recipe with
+            // a CSV it does not describe: a crash leaves the old pair, the new pair, or a CSV
+            // without a recipe (which reads as an error).
+            match std::fs::remove_file(&side_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &side_path, e)),
+            }
+            out.commit(file)?;
+            side.commit(side_file)
         }
     }
 }
@@ -167,7 +175,23 @@ pub fn read_dataset(path: &Path) -> Result<Dataset> {
             (frame, meta_json)
         }
     };
-    let meta: DatasetMeta = serde_json::from_str(&meta)
+    let version: serde_json::Value = serde_json::from_str(&meta)
+        .map_err(|e| Error::storage(path, format!("its recipe is not valid ({e})")))?;
+    match version["format_version"].as_u64() {
+        Some(v) if v == u64::from(super::DATASET_FORMAT_VERSION) => {}
+        Some(v) => {
+            return Err(Error::storage(
+                path,
+                format!(
+                    "it was written in dataset format {v}, and this chaoscast reads format {}; \
+                     regenerate it (or use the chaoscast that wrote it)",
+                    super::DATASET_FORMAT_VERSION
+                ),
+            ));
+        }
+        None => return Err(Error::storage(path, "its recipe has no format_version")),
+    }
+    let meta: DatasetMeta = serde_json::from_value(version)
         .map_err(|e| Error::storage(path, format!("its recipe is not valid ({e})")))?;
     from_frame(&frame, meta, path)
 }
@@ -345,10 +369,22 @@ fn from_frame(frame: &DataFrame, meta: DatasetMeta, path: &Path) -> Result<Datas
         }
         Ok(values.into_no_null_iter().collect())
     };
+    let finite = |c: &Column, values: &[f64]| -> Result<()> {
+        match values.iter().position(|v| !v.is_finite()) {
+            Some(i) => Err(Error::NonFiniteInput {
+                what: path.display().to_string(),
+                at: format!("row {} of column {}", i + 1, c.name()),
+            }),
+            None => Ok(()),
+        }
+    };
     let t = read(&columns[0])?;
+    finite(&columns[0], &t)?;
     let mut values = vec![0.0; t.len() * names.len()];
     for (j, c) in columns[1..].iter().enumerate() {
-        for (i, v) in read(c)?.into_iter().enumerate() {
+        let column = read(c)?;
+        finite(c, &column)?;
+        for (i, v) in column.into_iter().enumerate() {
             values[i * names.len() + j] = v;
         }
     }

@@ -173,6 +173,15 @@ impl ModelConfig {
         }
     }
 
+    /// The input steps the model itself is built for, where its layers depend on them (the
+    /// FDN's segments); the other models read windows of any length.
+    pub fn lookback(&self) -> Option<usize> {
+        match self {
+            ModelConfig::Fdn(c) => Some(c.lookback),
+            _ => None,
+        }
+    }
+
     /// Whether the model forecasts one step at a time (and trains with a teacher-forcing
     /// strategy).
     pub fn is_autoregressive(&self) -> bool {

@@ -55,6 +55,8 @@ pub fn sample(
     progress: &dyn Progress,
 ) -> Result<Vec<f64>> {
     check_inputs(system, y0, dt)?;
+    crate::error::ensure_counts(&[("samples", samples)])?;
+    crate::error::ensure_positive("dt", dt)?;
     let n = y0.len();
     let mut rows = vec![f64::NAN; samples * n];
     let mut sink = |i: usize, y: &[f64]| rows[i * n..(i + 1) * n].copy_from_slice(y);

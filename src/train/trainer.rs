@@ -131,11 +131,14 @@ pub struct ClosedLoop {
 }
 
 impl TrainConfig {
-    /// SPEC.md §5's defaults around a model.
+    /// SPEC.md §5's defaults around a model; the windows' lookback is the model's own where it
+    /// has one (the FDN's), else the default 150.
     pub fn new(model: ModelConfig) -> Self {
         Self {
+            lookback: model
+                .lookback()
+                .unwrap_or(crate::data::window::DEFAULT_LOOKBACK),
             model,
-            lookback: crate::data::window::DEFAULT_LOOKBACK,
             stride: 1,
             batch_size: 256,
             epochs: 400,
@@ -289,6 +292,19 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.windows().validate()?;
+        if let Some(own) = self.model.lookback()
+            && own != self.lookback
+        {
+            return Err(Error::config(
+                "lookback",
+                format!(
+                    "the {} is built for windows of {own} steps but the training windows have {}; \
+                     give both the same lookback",
+                    self.model.name().to_uppercase(),
+                    self.lookback
+                ),
+            ));
+        }
         if let ModelConfig::Transformer(t) = &self.model
             && t.patch > self.lookback
         {
@@ -645,8 +661,9 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// Continues a run from `state` (a checkpoint of the same `cfg` and `data`) up to `cfg.epochs`.
-/// With the same config, the result equals the uninterrupted run's. An ESN, fitted in one pass,
-/// is fitted again.
+/// With the same config, the result equals the uninterrupted run's. A run with nothing left to
+/// train (all epochs run, stopped early, or an ESN, fitted in one pass) is an
+/// [`Error::NothingToResume`] saying how to ask for more (see [`nothing_left`]).
 pub fn resume<B: AutodiffBackend>(
     cfg: &TrainConfig,
     data: &Dataset,
@@ -655,12 +672,50 @@ pub fn resume<B: AutodiffBackend>(
     state: TrainState<B>,
 ) -> Result<TrainOutcome<B>> {
     cfg.validate()?;
+    if let Some(why) = nothing_left(cfg, &state.history, state.best_epoch) {
+        return Err(Error::NothingToResume(why));
+    }
     if let ModelConfig::Esn(esn) = &cfg.model {
         return fit_esn(cfg, esn, data, device, observer);
     }
     let optim = Optim::new(cfg).restore(state.optimizer.clone())?;
     let model = state.model.clone();
     run_epochs(cfg, data, device, observer, model, optim, Some(state))
+}
+
+/// Why a run of `cfg` with `history` (best epoch `best_epoch`) would train no further epoch, if
+/// it would not: every epoch run, early stopping reached, or an ESN (fitted in one pass).
+pub fn nothing_left(
+    cfg: &TrainConfig,
+    history: &[EpochMetrics],
+    best_epoch: usize,
+) -> Option<String> {
+    let done = history.len();
+    if matches!(cfg.model, ModelConfig::Esn(_)) && done > 0 {
+        return Some(
+            "an ESN's readout is fitted in one pass, which this run has done; train a new run to \
+             change it"
+                .into(),
+        );
+    }
+    if done >= cfg.epochs {
+        return Some(format!(
+            "it has trained all {done} of its {} epochs; pass --epochs with more than {done} to \
+             train further",
+            cfg.epochs
+        ));
+    }
+    if done > 0 && done - best_epoch >= cfg.patience {
+        return Some(format!(
+            "it stopped early after epoch {done}, {} epochs without a better validation NRMSE \
+             than epoch {best_epoch}'s (patience {}); pass --patience with more than {} to train \
+             further",
+            done - best_epoch,
+            cfg.patience,
+            done - best_epoch
+        ));
+    }
+    None
 }
 
 /// Fits an ESN's readout in closed form (see [`super::esn`]) and reports it as one epoch: the

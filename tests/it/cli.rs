@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::files_in;
 use std::process::{Command, Output};
 
-fn chaoscast(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn chaoscast(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chaoscast"))
         .args(args)
         .current_dir(dir)
@@ -14,7 +14,7 @@ fn chaoscast(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// `chaoscast generate ARGS -q` in `dir` (ARGS split at spaces), which must succeed.
-fn dataset(dir: &Path, args: &str) {
+pub(crate) fn dataset(dir: &Path, args: &str) {
     let mut all = vec!["generate"];
     all.extend(args.split(' '));
     all.push("-q");
@@ -22,12 +22,12 @@ fn dataset(dir: &Path, args: &str) {
     assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `chaoscast train --data t.parquet --lookback 20 --hidden 8 --epochs EPOCHS -q EXTRA` in `dir`.
-fn small_train(dir: &Path, epochs: usize, extra: &[&str]) -> Output {
+pub(crate) fn small_train(dir: &Path, epochs: usize, extra: &[&str]) -> Output {
     let epochs = epochs.to_string();
     let mut args = vec![
         "train",
@@ -1205,11 +1205,11 @@ fn the_default_recipe_and_its_settings() {
         ),
         (
             &["--config", "adamw.toml", "-o", "x"][..],
-            "unknown optimizer 'adamw'",
+            "unknown variant `adamw`, expected `sgd` or `adam`",
         ),
         (
             &["--config", "gpu.toml", "-o", "x"][..],
-            "unknown device 'gpu'",
+            "unknown variant `gpu`, expected `cpu` or `cuda`",
         ),
     ] {
         let out = run(extra);
