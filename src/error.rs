@@ -81,6 +81,10 @@ pub enum Error {
     /// or is an ESN (fitted in one pass).
     #[error("the run has nothing left to train: {0}")]
     NothingToResume(String),
+    /// A forecast could not be made from the rows given (see
+    /// [`crate::forecaster::ForecastError`]).
+    #[error(transparent)]
+    Forecast(#[from] crate::forecaster::ForecastError),
     /// A data file or recipe could not be parsed, or lacks what chaoscast needs.
     #[error("cannot use {}: {reason}", path.display())]
     Storage {

@@ -1,35 +1,122 @@
-//! The embedding API: load a trained run and forecast from plain `f32` rows, with no Burn types
-//! in sight. Normalisation happens inside; the model runs on the CPU.
+//! The embedding API: load a trained run (or take a model trained in memory) and forecast from
+//! plain `f32` rows, one history or a batch of them, with no Burn types in sight. Normalisation
+//! happens inside; the model runs on the CPU ([`Forecaster::load`]) or on any Burn device
+//! ([`Forecaster::load_on`], e.g. CUDA in a `cuda` build). Bad input is a [`ForecastError`] an
+//! application can match on.
 //!
 //! ```no_run
-//! let forecaster = chaoscast::forecaster::Forecaster::load("runs/lstm")?;
+//! use chaoscast::forecaster::{ForecastError, Forecaster};
+//!
+//! let forecaster = Forecaster::load("runs/lstm")?;
 //! let history: Vec<Vec<f32>> = vec![vec![0.0; forecaster.vars()]; forecaster.lookback()];
 //! let next = forecaster.predict(&history)?; // horizon rows of vars values
+//! match forecaster.predict(&history[..3]) {
+//!     Err(ForecastError::HistoryTooShort { needed, .. }) => println!("wait for {needed} rows"),
+//!     other => println!("{other:?}"),
+//! }
 //! # Ok::<(), chaoscast::Error>(())
 //! ```
 
 use std::path::Path;
 
 use burn::backend::Flex;
+use burn::module::Module;
 use burn::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::Model;
 use crate::run::{RunConfig, load_model};
 
-/// A trained model with its normalisation, ready to forecast.
-pub struct Forecaster {
-    model: Model<Flex>,
-    config: RunConfig,
+/// Why a forecast could not be made from the rows given.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForecastError {
+    /// Fewer rows than the model reads.
+    #[error(
+        "the forecast history has {got} rows; the model reads the last {needed} (its lookback)"
+    )]
+    HistoryTooShort {
+        /// The lookback L.
+        needed: usize,
+        /// The rows given.
+        got: usize,
+    },
+    /// A row of another width than the model's variables.
+    #[error(
+        "row {row} of the forecast history has {got} values; the model reads {expected} ({names})"
+    )]
+    WrongColumns {
+        /// The row, 1-based within the history.
+        row: usize,
+        /// The model's variables.
+        expected: usize,
+        /// The values in that row.
+        got: usize,
+        /// The variables' names, comma-separated, in row order.
+        names: String,
+    },
+    /// NaN or an infinite value among the rows the model reads.
+    #[error(
+        "the forecast history holds a non-finite value (NaN or infinite) at row {row} ({column})"
+    )]
+    NonFinite {
+        /// The row, 1-based within the history.
+        row: usize,
+        /// The variable's name.
+        column: String,
+    },
+    /// The backend could not hand the forecast back.
+    #[error("the model's forecast could not be read back: {0}")]
+    Backend(String),
 }
 
-impl Forecaster {
-    /// Loads a run folder written by `chaoscast train`.
+/// A trained model with its normalisation, ready to forecast. `Send + Sync`: one forecaster can
+/// serve many threads.
+pub struct Forecaster<B: Backend = Flex> {
+    model: Model<B>,
+    config: RunConfig,
+    device: B::Device,
+}
+
+impl Forecaster<Flex> {
+    /// Loads a run folder written by `chaoscast train`, to forecast on the CPU.
     pub fn load(run: impl AsRef<Path>) -> Result<Self> {
+        Self::load_on(run, &Default::default())
+    }
+}
+
+impl<B: Backend> Forecaster<B> {
+    /// Loads a run folder written by `chaoscast train` onto `device`.
+    pub fn load_on(run: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let run = run.as_ref();
         let config = RunConfig::load(run)?;
-        let model = load_model::<Flex>(&config, run, &Default::default())?;
-        Ok(Self { model, config })
+        let model = load_model::<B>(&config, run, device)?;
+        Ok(Self {
+            model,
+            config,
+            device: device.clone(),
+        })
+    }
+
+    /// A forecaster around a model trained in memory (e.g. [`crate::train::trainer::train`]'s
+    /// best model, `outcome.best.valid()`) and its run config ([`RunConfig::new`]). `model` holds
+    /// the stored weights, as training returns them; under weight splitting the forecaster
+    /// computes through their grouped view, the function that was trained.
+    pub fn from_trained(model: Model<B>, config: RunConfig, device: &B::Device) -> Result<Self> {
+        config.train.validate()?;
+        if config.train.model.vars() != config.names.len() {
+            return Err(crate::Error::ShapeMismatch {
+                what: "model variables and the run's variable names".into(),
+                expected: config.train.model.vars().to_string(),
+                got: config.names.len().to_string(),
+            });
+        }
+        let model = crate::bio::inference_view(model.fork(device), &config.train.bio);
+        Ok(Self {
+            model,
+            config,
+            device: device.clone(),
+        })
     }
 
     /// Rows the model reads (L).
@@ -63,70 +150,120 @@ impl Forecaster {
     }
 
     /// Forecasts the next `horizon` rows from the last `lookback` rows of `history`.
-    pub fn predict(&self, history: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
-        let input = self.window(history)?;
-        self.rows(self.model.forward(input))
+    pub fn predict<R: AsRef<[f32]>>(
+        &self,
+        history: &[R],
+    ) -> std::result::Result<Vec<Vec<f32>>, ForecastError> {
+        let mut out = self.predict_batch(&[history])?;
+        Ok(out.pop().expect("one history gives one forecast"))
+    }
+
+    /// Forecasts the next `horizon` rows after each history, in one batched pass of the model:
+    /// the forecasts come back in the histories' order. Each history may be of any length of at
+    /// least `lookback` rows; the model reads its last `lookback`.
+    pub fn predict_batch<H: AsRef<[R]>, R: AsRef<[f32]>>(
+        &self,
+        histories: &[H],
+    ) -> std::result::Result<Vec<Vec<Vec<f32>>>, ForecastError> {
+        if histories.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input = self.windows(histories)?;
+        self.rows(self.model.forward(input), histories.len())
     }
 
     /// Forecasts `steps` rows in closed loop (see [`Model::rollout`]): models that forecast one
     /// step at a time carry their loop on; direct models feed each forecast of `horizon` rows
     /// back as history.
-    pub fn rollout(&self, history: &[Vec<f32>], steps: usize) -> Result<Vec<Vec<f32>>> {
-        let input = self.window(history)?;
-        if steps == 0 {
-            return Ok(Vec::new());
-        }
-        self.rows(self.model.rollout(input, steps))
+    pub fn rollout<R: AsRef<[f32]>>(
+        &self,
+        history: &[R],
+        steps: usize,
+    ) -> std::result::Result<Vec<Vec<f32>>, ForecastError> {
+        let mut out = self.rollout_batch(&[history], steps)?;
+        Ok(out.pop().expect("one history gives one rollout"))
     }
 
-    /// The last `lookback` rows of `history`, checked and z-scored, as `[1, lookback, vars]`.
-    fn window(&self, history: &[Vec<f32>]) -> Result<Tensor<Flex, 3>> {
+    /// [`Self::rollout`] for many histories in one batched pass.
+    pub fn rollout_batch<H: AsRef<[R]>, R: AsRef<[f32]>>(
+        &self,
+        histories: &[H],
+        steps: usize,
+    ) -> std::result::Result<Vec<Vec<Vec<f32>>>, ForecastError> {
+        let input = self.windows(histories)?;
+        if steps == 0 || histories.is_empty() {
+            return Ok(vec![Vec::new(); histories.len()]);
+        }
+        self.rows(self.model.rollout(input, steps), histories.len())
+    }
+
+    /// The last `lookback` rows of each history, checked and z-scored, as `[n, lookback, vars]`.
+    fn windows<H: AsRef<[R]>, R: AsRef<[f32]>>(
+        &self,
+        histories: &[H],
+    ) -> std::result::Result<Tensor<B, 3>, ForecastError> {
         let (l, d) = (self.lookback(), self.vars());
-        if history.len() < l {
-            return Err(Error::ShapeMismatch {
-                what: "forecast history".into(),
-                expected: format!("at least {l} rows"),
-                got: format!("{} rows", history.len()),
-            });
-        }
-        let first = history.len() - l;
-        let recent = &history[first..];
-        if let Some(row) = recent.iter().find(|r| r.len() != d) {
-            return Err(Error::ShapeMismatch {
-                what: "forecast history row".into(),
-                expected: format!("{d} values ({})", self.names().join(", ")),
-                got: format!("{} values", row.len()),
-            });
-        }
-        for (i, row) in recent.iter().enumerate() {
-            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFiniteInput {
-                    what: "the forecast history".into(),
-                    at: format!("row {} ({})", first + i + 1, self.names()[j]),
+        let mut x: Vec<f64> = Vec::with_capacity(histories.len() * l * d);
+        for history in histories {
+            let history = history.as_ref();
+            if history.len() < l {
+                return Err(ForecastError::HistoryTooShort {
+                    needed: l,
+                    got: history.len(),
                 });
             }
+            let first = history.len() - l;
+            for (i, row) in history[first..].iter().enumerate() {
+                let row = row.as_ref();
+                if row.len() != d {
+                    return Err(ForecastError::WrongColumns {
+                        row: first + i + 1,
+                        expected: d,
+                        got: row.len(),
+                        names: self.names().join(", "),
+                    });
+                }
+                if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                    return Err(ForecastError::NonFinite {
+                        row: first + i + 1,
+                        column: self.names()[j].clone(),
+                    });
+                }
+                x.extend(row.iter().map(|v| f64::from(*v)));
+            }
         }
-        let mut x: Vec<f64> = recent.iter().flatten().map(|v| f64::from(*v)).collect();
         self.config.normalizer.normalize(&mut x);
         let x: Vec<f32> = x.into_iter().map(|v| v as f32).collect();
         Ok(Tensor::from_data(
-            TensorData::new(x, [1, l, d]),
-            &Default::default(),
+            TensorData::new(x, [histories.len(), l, d]),
+            &self.device,
         ))
     }
 
-    /// A z-scored forecast `[1, steps, vars]` as de-normalised rows.
-    fn rows(&self, forecast: Tensor<Flex, 3>) -> Result<Vec<Vec<f32>>> {
-        let mut out = crate::train::trainer::read_back(forecast)?;
+    /// A z-scored forecast `[n, steps, vars]` as `n` blocks of de-normalised rows.
+    fn rows(
+        &self,
+        forecast: Tensor<B, 3>,
+        n: usize,
+    ) -> std::result::Result<Vec<Vec<Vec<f32>>>, ForecastError> {
+        let mut out = crate::train::trainer::read_back(forecast)
+            .map_err(|e| ForecastError::Backend(e.to_string()))?;
         self.config.normalizer.denormalize(&mut out);
+        let per = out.len() / n.max(1);
         Ok(out
-            .chunks_exact(self.vars())
-            .map(|row| row.iter().map(|v| *v as f32).collect())
+            .chunks_exact(per.max(1))
+            .map(|block| {
+                block
+                    .chunks_exact(self.vars())
+                    .map(|row| row.iter().map(|v| *v as f32).collect())
+                    .collect()
+            })
             .collect())
     }
 
-    /// The model itself, for callers that work with Burn tensors.
-    pub fn model(&self) -> &Model<Flex> {
+    /// The model itself, for callers that work with Burn tensors (under weight splitting, its
+    /// grouped view: the trained function).
+    pub fn model(&self) -> &Model<B> {
         &self.model
     }
 }

@@ -39,6 +39,7 @@ pub mod prelude {
         Dataset, Format, Recipe, RecipeSpec, generate, read_dataset, write_dataset,
     };
     pub use crate::error::{Error, Result};
+    pub use crate::forecaster::{ForecastError, Forecaster};
     pub use crate::progress::{NoProgress, Progress};
     pub use crate::systems::lyapunov::{LyapunovConfig, largest_lyapunov};
     pub use crate::systems::{OdeSystem, SystemName};

@@ -15,9 +15,9 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::data::DatasetMeta;
 use crate::data::normalize::Normalizer;
 use crate::data::store::AtomicFile;
+use crate::data::{Dataset, DatasetMeta};
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::train::checkpoint;
@@ -112,6 +112,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl RunConfig {
+    /// The config of a run that trains `train` on `data`, read from `data_path` (kept as given
+    /// where it cannot be made absolute): the recipe, the variables and the training split's
+    /// statistics come from `data`.
+    pub fn new(train: TrainConfig, data_path: impl Into<PathBuf>, data: &Dataset) -> Result<Self> {
+        let data_path = data_path.into();
+        Ok(Self {
+            format_version: RUN_FORMAT_VERSION,
+            chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
+            train,
+            data_path: std::fs::canonicalize(&data_path).unwrap_or(data_path),
+            data: data.meta.clone(),
+            names: data.names.clone(),
+            normalizer: crate::train::trainer::training_normalizer(data)?,
+        })
+    }
+
     /// Saves `config.json`.
     pub fn save(&self, run: &Path) -> Result<()> {
         let json =

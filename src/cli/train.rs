@@ -12,8 +12,7 @@ use chaoscast::bio::{
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::models::{Decoder, ModelConfig, ModelKind, Preset};
 use chaoscast::run::{
-    RUN_FORMAT_VERSION, RunConfig, load_checkpoint, save_checkpoint, save_metrics, save_model,
-    write_atomic,
+    RunConfig, load_checkpoint, save_checkpoint, save_metrics, save_model, write_atomic,
 };
 use chaoscast::train::asam::Sharpness;
 use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
@@ -21,7 +20,7 @@ use chaoscast::train::schedule::LrSchedule;
 use chaoscast::train::strategy::Strategy;
 use chaoscast::train::trainer::{
     ClosedLoop, Observer, OptimizerKind, TrainConfig, TrainOutcome, TrainState, nothing_left,
-    resume, train, training_normalizer,
+    resume, train,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -396,15 +395,7 @@ pub(crate) fn train_settings(
     } else {
         cfg
     };
-    let run_cfg = RunConfig {
-        format_version: RUN_FORMAT_VERSION,
-        chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
-        train: cfg.clone(),
-        data_path: std::fs::canonicalize(&data_path).unwrap_or(data_path.clone()),
-        data: data.meta.clone(),
-        names: data.names.clone(),
-        normalizer: training_normalizer(&data)?,
-    };
+    let run_cfg = RunConfig::new(cfg.clone(), &data_path, &data)?;
     // The config goes first, so a run that stops early still has everything eval needs.
     run_cfg.save(&output)?;
     let job = Job {

@@ -6,6 +6,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod data;
+mod embed;
 mod settings;
 mod systems;
 mod train;

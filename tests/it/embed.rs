@@ -1,0 +1,155 @@
+//! The embedding API (issue 15): `Forecaster` shared across threads, batched, with typed errors,
+//! built from a run folder or from a model trained in memory.
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use chaoscast::forecaster::{ForecastError, Forecaster};
+use chaoscast::prelude::*;
+
+use crate::cli::{dataset, small_train, text};
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+/// One forecaster can serve many threads.
+#[test]
+fn a_forecaster_is_send_and_sync() {
+    assert_send_sync::<Forecaster>();
+    assert_send_sync::<Forecaster<Flex>>();
+}
+
+/// The rows `start..start + len` of the dataset file `path` as `f32` rows.
+fn rows(path: &std::path::Path, start: usize, len: usize) -> Vec<Vec<f32>> {
+    let data = read_dataset(path).unwrap();
+    (start..start + len)
+        .map(|i| data.row(i).iter().map(|v| *v as f32).collect())
+        .collect()
+}
+
+/// A batch of histories gives, in order, what one forecast at a time gives; rollouts likewise;
+/// and the forecaster built from the stored weights of a run trained with weight splitting
+/// (`from_trained`, as a program that trained in memory would) forecasts what the loaded run
+/// forecasts, its trained function.
+#[test]
+fn batches_rollouts_and_models_from_memory_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 500 --horizon 5 -o t.parquet");
+    let out = small_train(d, 1, &["--model", "gru", "--ws-groups", "2", "-o", "run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run = d.join("run");
+    let f = Forecaster::load(&run).unwrap();
+    assert_eq!((f.lookback(), f.horizon(), f.vars()), (20, 5, 3));
+    // Histories of different lengths: the model reads the last 20 rows of each.
+    let histories = [
+        rows(&d.join("t.parquet"), 0, 20),
+        rows(&d.join("t.parquet"), 100, 35),
+        rows(&d.join("t.parquet"), 300, 20),
+    ];
+    let batch = f.predict_batch(&histories).unwrap();
+    assert_eq!(batch.len(), 3);
+    for (h, b) in histories.iter().zip(&batch) {
+        let one = f.predict(h).unwrap();
+        assert_eq!(one.len(), 5);
+        for (x, y) in one.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+    }
+    assert_ne!(batch[0], batch[1]);
+    let long = f.rollout_batch(&histories, 12).unwrap();
+    for (h, l) in histories.iter().zip(&long) {
+        assert_eq!(l.len(), 12);
+        let one = f.rollout(h, 12).unwrap();
+        for (x, y) in one.iter().flatten().zip(l.iter().flatten()) {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+    }
+    assert!(
+        f.predict_batch::<Vec<Vec<f32>>, Vec<f32>>(&[])
+            .unwrap()
+            .is_empty()
+    );
+
+    let cfg = chaoscast::run::RunConfig::load(&run).unwrap();
+    let device = Default::default();
+    let stored = chaoscast::run::load_weights::<Flex>(&cfg, &run, &device).unwrap();
+    let memory = Forecaster::from_trained(stored, cfg, &device).unwrap();
+    assert_eq!(
+        memory.predict(&histories[1]).unwrap(),
+        f.predict(&histories[1]).unwrap()
+    );
+}
+
+/// Each kind of bad history is its own error variant, with the numbers an application needs.
+#[test]
+fn bad_histories_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 500 --horizon 5 -o t.parquet");
+    let out = small_train(d, 1, &["--model", "lstm", "-o", "run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let f = Forecaster::load(d.join("run")).unwrap();
+    let good = rows(&d.join("t.parquet"), 0, 24);
+    assert_eq!(
+        f.predict(&good[..7]),
+        Err(ForecastError::HistoryTooShort { needed: 20, got: 7 })
+    );
+    let mut wide = good.clone();
+    wide[10].push(1.0);
+    assert!(matches!(
+        f.predict(&wide),
+        Err(ForecastError::WrongColumns {
+            row: 11,
+            expected: 3,
+            got: 4,
+            ..
+        })
+    ));
+    // A bad row before the last 20 is never read.
+    let mut early = good.clone();
+    early[2][0] = f32::NAN;
+    assert!(f.predict(&early).is_ok());
+    let mut late = good.clone();
+    late[22][2] = f32::INFINITY;
+    assert_eq!(
+        f.rollout(&late, 3),
+        Err(ForecastError::NonFinite {
+            row: 23,
+            column: "z".into()
+        })
+    );
+    let err: chaoscast::Error = f.predict(&good[..1]).unwrap_err().into();
+    assert!(
+        err.to_string().contains("the model reads the last 20"),
+        "{err}"
+    );
+}
+
+/// A program trains in memory with the library and forecasts with the result, no run folder in
+/// between.
+#[test]
+fn a_model_trained_in_memory_forecasts() {
+    use chaoscast::models::{CellKind, ModelConfig, RecurrentConfig};
+    use chaoscast::train::trainer::{Silent, TrainConfig, train};
+
+    let mut spec = RecipeSpec::for_system(SystemName::Thomas);
+    spec.samples = Some(600);
+    let data = generate(&spec.resolve().unwrap(), &NoProgress).unwrap();
+    let model = ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Gru, 3, 4).with_hidden(8));
+    let mut cfg = TrainConfig::new(model);
+    cfg.lookback = 16;
+    cfg.batch_size = 64;
+    cfg.epochs = 1;
+    let device = Default::default();
+    let outcome = train::<Autodiff<Flex>>(&cfg, &data, &device, &mut Silent).unwrap();
+    let run = chaoscast::run::RunConfig::new(cfg, "in-memory.parquet", &data).unwrap();
+    let f = Forecaster::from_trained(outcome.best.valid(), run, &device).unwrap();
+    let history: Vec<[f32; 3]> = (0..16)
+        .map(|i| {
+            let r = data.row(100 + i);
+            [r[0] as f32, r[1] as f32, r[2] as f32]
+        })
+        .collect();
+    let next = f.predict(&history).unwrap();
+    assert_eq!((next.len(), next[0].len()), (4, 3));
+    assert!(next.iter().flatten().all(|v| v.is_finite()));
+}
