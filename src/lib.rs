@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod bio;
+pub mod climate;
 pub mod compare;
 pub mod data;
 pub mod error;

@@ -313,6 +313,9 @@ fn cell(
         run: folder.to_path_buf(),
         data: None,
         rollout: None,
+        climate: false,
+        steps: None,
+        starts: None,
     };
     let diverged = folder.join("diverged.txt");
     if !report.is_file() && !diverged.is_file() {

@@ -124,6 +124,9 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                 run: folder.clone(),
                 data: None,
                 rollout: None,
+                climate: false,
+                steps: None,
+                starts: None,
             },
             true,
         )?;

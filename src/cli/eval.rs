@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::backend::Flex;
 use burn::module::Module;
+use chaoscast::climate::{Climate, ClimateConfig, Scale, climate, climate_csv};
 use chaoscast::data::window::{
     SplitFractions, WindowSpec, chronological_split, chronological_windows,
 };
 use chaoscast::data::{Dataset, read_dataset};
+use chaoscast::forecaster::Forecaster;
 use chaoscast::metrics::{ForecastReport, VPT_THRESHOLD, evaluate, persistence};
 use chaoscast::plots;
 use chaoscast::run::{RunConfig, load_metrics, load_model, write_atomic};
@@ -30,6 +32,19 @@ pub(crate) struct Args {
     /// Steps of autoregressive rollout to score beyond one forecast (0: none) [default: 4·H].
     #[arg(long)]
     pub(crate) rollout: Option<usize>,
+    /// Also judge the model's climate: long autonomous runs from test-split starts beside a
+    /// regenerated true trajectory (the dataset's recipe, seed + 1): the largest Lyapunov
+    /// exponent, invariant densities, power spectra and a verdict per start; writes
+    /// climate.csv, climate_attractor.png, climate_spectra.png, climate_density.png and a
+    /// "climate" entry in report.json.
+    #[arg(long)]
+    pub(crate) climate: bool,
+    /// Steps of each climate run [default: 100 Lyapunov times, at least 1000].
+    #[arg(long, requires = "climate")]
+    pub(crate) steps: Option<usize>,
+    /// Test-split starts of the climate runs [default: 5].
+    #[arg(long, requires = "climate")]
+    pub(crate) starts: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +63,8 @@ pub(crate) struct Report {
     persistence: ForecastReport,
     rollout_steps: usize,
     rollout: Option<ForecastReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) climate: Option<Climate>,
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
@@ -140,6 +157,11 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         persistence: floor.clone(),
         rollout_steps: rollout.as_ref().map_or(0, |_| rollout_steps),
         rollout: rollout.clone(),
+        climate: if args.climate {
+            Some(judge_climate(args, &data, &sets.test, quiet)?)
+        } else {
+            None
+        },
     };
     write_atomic(
         &args.run.join("report.json"),
@@ -202,11 +224,186 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
             lyap(r.vpt_median_lyapunov)
         );
     }
+    if let Some(c) = &out.climate {
+        let value = |v: Option<f64>, digits: usize| {
+            v.map_or("—".to_string(), |v| format!("{v:.digits$}"))
+        };
+        println!(
+            "climate over {} starts of {} steps: {} on the attractor, {} collapsed, {} diverged; exponent {} (system {}), Wasserstein-1 {} σ, spectrum {} decades (medians)",
+            c.starts.len(),
+            c.config.steps,
+            c.on_attractor,
+            c.collapsed,
+            c.diverged,
+            value(c.lyapunov_median, 3),
+            value(c.system_lyapunov, 3),
+            value(c.wasserstein_median, 3),
+            value(c.spectrum_decades_median, 3)
+        );
+    }
     println!(
-        "wrote {}/report.json, nrmse_steps.csv, nrmse.png, loss.png, forecast_1..3.png",
-        args.run.display()
+        "wrote {}/report.json, nrmse_steps.csv, nrmse.png, loss.png, forecast_1..3.png{}",
+        args.run.display(),
+        if out.climate.is_some() {
+            ", climate.csv, climate_*.png"
+        } else {
+            ""
+        }
     );
     Ok(out)
+}
+
+/// The run's climate (see [`chaoscast::climate`]) from `--starts` test windows, written to
+/// climate.csv and three plots.
+fn judge_climate(args: &Args, data: &Dataset, test: &[usize], quiet: bool) -> Result<Climate> {
+    let forecaster = Forecaster::load(&args.run)?;
+    let (l, vars) = (forecaster.lookback(), data.vars());
+    let lambda = data.meta.exponent();
+    let mut cfg = ClimateConfig::new(data.meta.recipe.dt, lambda, 100.0);
+    if let Some(steps) = args.steps {
+        if steps == 0 {
+            anyhow::bail!("--steps must be at least 1");
+        }
+        cfg.steps = steps;
+        cfg.tau = cfg.tau.min(steps);
+    }
+    let k = args.starts.unwrap_or(5);
+    if k == 0 || k > test.len() {
+        anyhow::bail!(
+            "--starts must be between 1 and the {} test windows",
+            test.len()
+        );
+    }
+    let starts: Vec<usize> = (0..k)
+        .map(|i| test[i * (test.len() - 1) / (k - 1).max(1)])
+        .collect();
+    let windows: Vec<f64> = starts
+        .iter()
+        .flat_map(|&s| data.values[s * vars..(s + l) * vars].iter().copied())
+        .collect();
+    let mut recipe = data.meta.recipe.clone();
+    recipe.seed = recipe.seed.wrapping_add(1);
+    recipe.samples = cfg.steps;
+    if !quiet {
+        eprintln!(
+            "climate: integrating a true trajectory of {} steps (the recipe, seed {})",
+            cfg.steps, recipe.seed
+        );
+    }
+    let truth = chaoscast::data::generate(&recipe, &chaoscast::progress::NoProgress)?
+        .select(&data.names)?;
+    let [train, _, _] = chronological_split(data.len(), SplitFractions::default())?;
+    let scale = Scale::of(&data.values[train.start * vars..train.end * vars], vars);
+    if !quiet {
+        eprintln!(
+            "climate: {k} runs of {} steps, exponent renormalised every {} steps",
+            cfg.steps, cfg.tau
+        );
+    }
+    let c = climate(&forecaster, &windows, &truth.values, &scale, lambda, &cfg)?;
+    write_atomic(
+        &args.run.join("climate.csv"),
+        climate_csv(&c, &data.names).as_bytes(),
+    )?;
+    climate_plots(&args.run, &c, &truth.values, &data.names, &scale)?;
+    Ok(c)
+}
+
+/// The attractor's projection on the first two variables, the spectra and the densities of up to
+/// three variables: the truth in grey, the first run that did not diverge in red.
+fn climate_plots(
+    run: &std::path::Path,
+    c: &Climate,
+    truth: &[f64],
+    names: &[String],
+    scale: &Scale,
+) -> Result<()> {
+    const GREY: (u8, u8, u8) = (150, 150, 150);
+    const RED: (u8, u8, u8) = (214, 39, 40);
+    let d = names.len();
+    let shown = d.min(3);
+    let Some(model) = &c.example_run else {
+        return Ok(());
+    };
+    let line = |label: &str, points: Vec<(f64, f64)>, color| plots::Line {
+        label: label.into(),
+        points,
+        color,
+    };
+    let pairs = |rows: &[f64]| -> Vec<(f64, f64)> {
+        rows.chunks_exact(d)
+            .take(4000)
+            .map(|r| (r[0], r[d.min(2) - 1]))
+            .collect()
+    };
+    if d >= 2 {
+        plots::render(
+            &run.join("climate_attractor.png"),
+            &[plots::Panel {
+                title: format!("attractor, {} against {}", names[1], names[0]),
+                x_label: names[0].clone(),
+                y_label: names[1].clone(),
+                lines: vec![
+                    line("truth", pairs(truth), GREY),
+                    line("model", pairs(model), RED),
+                ],
+            }],
+            700,
+            600,
+        )?;
+    }
+    if let Some((t, m)) = &c.example_spectra {
+        let panels: Vec<plots::Panel> = (0..shown)
+            .map(|j| plots::Panel {
+                title: format!("power spectrum of {}", names[j]),
+                x_label: "frequency (1 / time unit)".into(),
+                y_label: "log10 power".into(),
+                lines: vec![
+                    line("truth", t[j].clone(), GREY),
+                    line("model", m[j].clone(), RED),
+                ],
+            })
+            .collect();
+        plots::render(&run.join("climate_spectra.png"), &panels, 800, 260)?;
+    }
+    let density = |rows: &[f64], j: usize| -> Vec<(f64, f64)> {
+        let (lo, hi) = (scale.min[j], scale.max[j]);
+        let margin = 0.1 * (hi - lo);
+        let (lo, hi) = (lo - margin, hi + margin);
+        const BINS: usize = 60;
+        let width = (hi - lo) / BINS as f64;
+        let mut counts = [0.0; BINS];
+        let values: Vec<f64> = rows.iter().skip(j).step_by(d).copied().collect();
+        for v in &values {
+            let b = ((v - lo) / width).floor();
+            if b >= 0.0 && (b as usize) < BINS {
+                counts[b as usize] += 1.0;
+            }
+        }
+        counts
+            .iter()
+            .enumerate()
+            .map(|(b, n)| {
+                (
+                    lo + (b as f64 + 0.5) * width,
+                    n / (values.len() as f64 * width),
+                )
+            })
+            .collect()
+    };
+    let panels: Vec<plots::Panel> = (0..shown)
+        .map(|j| plots::Panel {
+            title: format!("density of {}", names[j]),
+            x_label: names[j].clone(),
+            y_label: "density".into(),
+            lines: vec![
+                line("truth", density(truth, j), GREY),
+                line("model", density(model, j), RED),
+            ],
+        })
+        .collect();
+    plots::render(&run.join("climate_density.png"), &panels, 800, 260)?;
+    Ok(())
 }
 
 /// The true rows after each window's lookback, `steps` of them, back to back.
