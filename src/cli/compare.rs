@@ -316,6 +316,8 @@ fn cell(
         climate: false,
         steps: None,
         starts: None,
+        ensemble: None,
+        perturb: None,
     };
     let diverged = folder.join("diverged.txt");
     if !report.is_file() && !diverged.is_file() {

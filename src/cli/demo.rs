@@ -127,6 +127,8 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                 climate: false,
                 steps: None,
                 starts: None,
+                ensemble: None,
+                perturb: None,
             },
             true,
         )?;

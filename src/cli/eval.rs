@@ -45,6 +45,31 @@ pub(crate) struct Args {
     /// Test-split starts of the climate runs [default: 5].
     #[arg(long, requires = "climate")]
     pub(crate) starts: Option<usize>,
+    /// Also score an ensemble of K members from perturbed histories on every test window: the
+    /// ensemble mean's NRMSE and how its spread tracks its error ("ensemble" in report.json).
+    #[arg(long, value_name = "K")]
+    pub(crate) ensemble: Option<usize>,
+    /// The ensemble's perturbation in training standard deviations [default: 0.01].
+    #[arg(long, value_name = "SIGMA", requires = "ensemble")]
+    pub(crate) perturb: Option<f64>,
+}
+
+/// How an ensemble forecast scores.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct EnsembleReport {
+    members: usize,
+    perturb: f64,
+    windows: usize,
+    /// The ensemble mean's median and mean NRMSE and median VPT (steps).
+    nrmse_median: f64,
+    nrmse_mean: f64,
+    vpt_median_steps: f64,
+    /// Mean spread over mean error of the ensemble mean (both RMS over variables in σ units,
+    /// averaged over windows and steps): 1 for a calibrated ensemble, below 1 overconfident.
+    spread_error_ratio: f64,
+    /// Pearson correlation over windows of the window's mean spread and mean error: positive
+    /// when the spread tells which forecasts to trust.
+    spread_error_correlation: f64,
 }
 
 #[derive(Serialize)]
@@ -65,6 +90,8 @@ pub(crate) struct Report {
     rollout: Option<ForecastReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) climate: Option<Climate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ensemble: Option<EnsembleReport>,
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
@@ -162,6 +189,12 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         } else {
             None
         },
+        ensemble: match args.ensemble {
+            Some(k) => Some(score_ensemble(
+                args, &data, &sets.test, &truths, k, dt_lambda,
+            )?),
+            None => None,
+        },
     };
     write_atomic(
         &args.run.join("report.json"),
@@ -224,6 +257,18 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
             lyap(r.vpt_median_lyapunov)
         );
     }
+    if let Some(e) = &out.ensemble {
+        println!(
+            "ensemble of {} members (perturbation {} σ) on {} windows: mean's median NRMSE {:.4}, median VPT {} steps; spread / error {:.3}, correlation {:.3}",
+            e.members,
+            e.perturb,
+            e.windows,
+            e.nrmse_median,
+            e.vpt_median_steps,
+            e.spread_error_ratio,
+            e.spread_error_correlation
+        );
+    }
     if let Some(c) = &out.climate {
         let value = |v: Option<f64>, digits: usize| {
             v.map_or("—".to_string(), |v| format!("{v:.digits$}"))
@@ -251,6 +296,68 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         }
     );
     Ok(out)
+}
+
+/// The ensemble of `k` perturbed members on every test window, against `truths` (H rows per
+/// window, back to back).
+fn score_ensemble(
+    args: &Args,
+    data: &Dataset,
+    test: &[usize],
+    truths: &[f64],
+    k: usize,
+    dt_lambda: Option<f64>,
+) -> Result<EnsembleReport> {
+    if k == 0 {
+        anyhow::bail!("--ensemble must be at least 1 member");
+    }
+    let perturb = args.perturb.unwrap_or(0.01);
+    if !(perturb.is_finite() && perturb >= 0.0) {
+        anyhow::bail!("--perturb must be zero or positive, got {perturb}");
+    }
+    let forecaster = Forecaster::load(&args.run)?;
+    let (l, h, d) = (forecaster.lookback(), forecaster.horizon(), data.vars());
+    let std = &forecaster.config().normalizer.std;
+    let mut means = Vec::with_capacity(test.len() * h * d);
+    let (mut spreads, mut errors) = (Vec::new(), Vec::new());
+    for (w, &s) in test.iter().enumerate() {
+        let history: Vec<Vec<f32>> = (s..s + l)
+            .map(|i| data.row(i).iter().map(|v| *v as f32).collect())
+            .collect();
+        let e = forecaster.ensemble(&history, k, perturb, h, w as u64)?;
+        let truth = &truths[w * h * d..(w + 1) * h * d];
+        let (mut spread, mut error) = (0.0, 0.0);
+        for t in 0..h {
+            let rms = |f: &dyn Fn(usize) -> f64| {
+                ((0..d).map(|j| (f(j) / std[j]).powi(2)).sum::<f64>() / d as f64).sqrt()
+            };
+            spread += rms(&|j| f64::from(e.spread[t][j]));
+            error += rms(&|j| f64::from(e.mean[t][j]) - truth[t * d + j]);
+        }
+        spreads.push(spread / h as f64);
+        errors.push(error / h as f64);
+        means.extend(e.mean.iter().flatten().map(|v| f64::from(*v)));
+    }
+    let report = evaluate(&means, truths, h, std, VPT_THRESHOLD, dt_lambda)?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (ms, me) = (mean(&spreads), mean(&errors));
+    let cov: f64 = spreads
+        .iter()
+        .zip(&errors)
+        .map(|(s, e)| (s - ms) * (e - me))
+        .sum();
+    let var = |v: &[f64], m: f64| v.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+    let correlation = cov / (var(&spreads, ms) * var(&errors, me)).sqrt();
+    Ok(EnsembleReport {
+        members: k,
+        perturb,
+        windows: test.len(),
+        nrmse_median: report.nrmse_median,
+        nrmse_mean: report.nrmse_mean,
+        vpt_median_steps: report.vpt_median_steps,
+        spread_error_ratio: ms / me,
+        spread_error_correlation: correlation,
+    })
 }
 
 /// The run's climate (see [`chaoscast::climate`]) from `--starts` test windows, written to

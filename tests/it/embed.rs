@@ -153,3 +153,77 @@ fn a_model_trained_in_memory_forecasts() {
     assert_eq!((next.len(), next[0].len()), (4, 3));
     assert!(next.iter().flatten().all(|v| v.is_finite()));
 }
+
+/// An ensemble of identical members (no perturbation) has zero spread and the plain rollout as
+/// its mean; perturbed, member 0 stays the plain rollout and the spread grows from zero. From the
+/// command line, `predict --ensemble` writes the mean, the spread and the members, and `eval
+/// --ensemble` scores the mean and the spread against the error.
+#[test]
+fn ensembles_have_a_mean_a_spread_and_members() {
+    use crate::cli::chaoscast;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 500 --horizon 5 -o t.parquet");
+    let out = small_train(d, 1, &["--model", "gru", "-o", "run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let f = Forecaster::load(d.join("run")).unwrap();
+    let history = rows(&d.join("t.parquet"), 50, 20);
+    let plain = f.rollout(&history, 8).unwrap();
+    let same = f.ensemble(&history, 4, 0.0, 8, 0).unwrap();
+    assert_eq!(same.members.len(), 4);
+    assert!(same.spread.iter().flatten().all(|s| *s == 0.0));
+    for (m, p) in same.mean.iter().flatten().zip(plain.iter().flatten()) {
+        assert!((m - p).abs() <= 1e-5 * (1.0 + p.abs()), "{m} vs {p}");
+    }
+    let wide = f.ensemble(&history, 4, 0.1, 8, 0).unwrap();
+    assert_eq!(wide.members[0], plain);
+    assert!(wide.spread.iter().flatten().all(|s| *s > 0.0));
+    assert_eq!(wide, f.ensemble(&history, 4, 0.1, 8, 0).unwrap(), "seeded");
+
+    std::fs::write(
+        d.join("in.csv"),
+        std::iter::once("x,y,z".to_string())
+            .chain(
+                history
+                    .iter()
+                    .map(|r| format!("{},{},{}", r[0], r[1], r[2])),
+            )
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let out = chaoscast(
+        d,
+        &[
+            "predict",
+            "run",
+            "-i",
+            "in.csv",
+            "-o",
+            "ens.csv",
+            "--steps",
+            "8",
+            "--ensemble",
+            "3",
+            "--perturb",
+            "0.1",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(d.join("ens.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "x,y,z,x_spread,y_spread,z_spread,x_m0,y_m0,z_m0,x_m1,y_m1,z_m1,x_m2,y_m2,z_m2"
+    );
+    assert_eq!(csv.lines().count(), 1 + 8);
+    let out = chaoscast(d, &["eval", "run", "--ensemble", "3", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/report.json")).unwrap()).unwrap();
+    let e = &report["ensemble"];
+    assert_eq!(e["members"], 3);
+    assert!(e["spread_error_ratio"].as_f64().unwrap() > 0.0);
+    assert!(e["spread_error_correlation"].as_f64().unwrap().abs() <= 1.0);
+    assert!(e["nrmse_median"].as_f64().unwrap() > 0.0);
+}
