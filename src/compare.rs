@@ -38,6 +38,61 @@ pub struct CellResult {
     pub val_auc: f64,
     /// Training wall time in seconds.
     pub seconds: f64,
+    /// The climate of the cell's model (`climate = true` in the experiment), see
+    /// [`crate::climate`].
+    #[serde(default)]
+    pub climate: Option<CellClimate>,
+}
+
+/// A cell's climate numbers: medians over its starts, and the verdicts counted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellClimate {
+    /// The model's largest Lyapunov exponent.
+    pub lyapunov: Option<f64>,
+    /// Mean Wasserstein-1 distance over variables, σ units.
+    pub wasserstein: Option<f64>,
+    /// Spectrum distance, decades.
+    pub spectrum_decades: Option<f64>,
+    /// Starts on the attractor.
+    pub on_attractor: usize,
+    /// Starts collapsed.
+    pub collapsed: usize,
+    /// Starts diverged.
+    pub diverged: usize,
+}
+
+/// A summary row's climate: means over the seeds that have the number, verdicts summed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SummaryClimate {
+    /// Mean of the cells' exponents.
+    pub lyapunov_mean: Option<f64>,
+    /// Mean of the cells' Wasserstein-1 distances.
+    pub wasserstein_mean: Option<f64>,
+    /// Mean of the cells' spectrum distances.
+    pub spectrum_decades_mean: Option<f64>,
+    /// Starts over all seeds: on the attractor, collapsed, diverged.
+    pub on_attractor: usize,
+    /// See [`Self::on_attractor`].
+    pub collapsed: usize,
+    /// See [`Self::on_attractor`].
+    pub diverged: usize,
+}
+
+impl SummaryClimate {
+    fn of(cells: &[&CellClimate]) -> Self {
+        let mean = |f: &dyn Fn(&CellClimate) -> Option<f64>| {
+            let v: Vec<f64> = cells.iter().filter_map(|c| f(c)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        Self {
+            lyapunov_mean: mean(&|c| c.lyapunov),
+            wasserstein_mean: mean(&|c| c.wasserstein),
+            spectrum_decades_mean: mean(&|c| c.spectrum_decades),
+            on_attractor: cells.iter().map(|c| c.on_attractor).sum(),
+            collapsed: cells.iter().map(|c| c.collapsed).sum(),
+            diverged: cells.iter().map(|c| c.diverged).sum(),
+        }
+    }
 }
 
 /// The difference of a variant's median test NRMSE from the baseline's, paired by seed.
@@ -169,6 +224,8 @@ pub struct SummaryRow {
     pub val_auc_mean: f64,
     /// Mean training wall time per cell, seconds.
     pub seconds_mean: f64,
+    /// The climate, where the cells were judged on it.
+    pub climate: Option<SummaryClimate>,
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -213,6 +270,11 @@ pub fn summarise(cells: &[CellResult], baseline: &str) -> Vec<SummaryRow> {
                 best_epoch_mean: group.iter().map(|c| c.best_epoch as f64).sum::<f64>() / n,
                 val_auc_mean: group.iter().map(|c| c.val_auc).sum::<f64>() / n,
                 seconds_mean: group.iter().map(|c| c.seconds).sum::<f64>() / n,
+                climate: {
+                    let judged: Vec<&CellClimate> =
+                        group.iter().filter_map(|c| c.climate.as_ref()).collect();
+                    (!judged.is_empty()).then(|| SummaryClimate::of(&judged))
+                },
                 dataset,
                 model,
                 variant,
@@ -309,6 +371,32 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
             r.seconds_mean
         ));
     }
+    if rows.iter().any(|r| r.climate.is_some()) {
+        out.push_str(
+            "\nClimate (long autonomous runs from test-split starts against a regenerated true \
+             trajectory, see `chaoscast eval --climate`; means over seeds of the per-cell \
+             medians):\n\n\
+             | dataset | model | variant | largest exponent | Wasserstein-1 (σ) | spectrum (decades) | starts on attractor / collapsed / diverged |\n\
+             | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        let value = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+        for r in rows {
+            if let Some(c) = &r.climate {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} / {} / {} |\n",
+                    r.dataset,
+                    r.model,
+                    r.variant,
+                    value(c.lyapunov_mean),
+                    value(c.wasserstein_mean),
+                    value(c.spectrum_decades_mean),
+                    c.on_attractor,
+                    c.collapsed,
+                    c.diverged
+                ));
+            }
+        }
+    }
     let verdicts: Vec<String> = rows.iter().filter_map(|r| verdict(r, baseline)).collect();
     if !verdicts.is_empty() {
         out.push_str(&format!(
@@ -327,11 +415,14 @@ pub fn markdown(rows: &[SummaryRow], baseline: &str) -> String {
 /// One line per cell as CSV.
 pub fn cells_csv(cells: &[CellResult]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,diverged,val_auc,seconds\n",
+        "dataset,model,variant,seed,nrmse_median,nrmse_mean,vpt_median_steps,best_epoch,epochs,diverged,val_auc,seconds,climate_lyapunov,climate_wasserstein,climate_spectrum_decades,climate_collapsed,climate_diverged\n",
     );
+    let opt = |v: Option<f64>| v.map(|c| c.to_string()).unwrap_or_default();
     for c in cells {
+        let climate = c.climate.clone().unwrap_or_default();
+        let judged = c.climate.is_some();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             c.dataset,
             c.model,
             c.variant,
@@ -343,7 +434,20 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
             c.epochs,
             c.diverged,
             c.val_auc,
-            c.seconds
+            c.seconds,
+            opt(climate.lyapunov),
+            opt(climate.wasserstein),
+            opt(climate.spectrum_decades),
+            if judged {
+                climate.collapsed.to_string()
+            } else {
+                String::new()
+            },
+            if judged {
+                climate.diverged.to_string()
+            } else {
+                String::new()
+            }
         ));
     }
     out
@@ -352,12 +456,12 @@ pub fn cells_csv(cells: &[CellResult]) -> String {
 /// The summary as CSV.
 pub fn csv(rows: &[SummaryRow]) -> String {
     let mut out = String::from(
-        "dataset,model,variant,seeds,diverged,nrmse_mean,nrmse_std,change_percent,diff_mean,diff_low,diff_high,vpt_mean,best_epoch_mean,val_auc_mean,seconds_mean\n",
+        "dataset,model,variant,seeds,diverged,nrmse_mean,nrmse_std,change_percent,diff_mean,diff_low,diff_high,vpt_mean,best_epoch_mean,val_auc_mean,seconds_mean,climate_lyapunov_mean,climate_wasserstein_mean,climate_spectrum_decades_mean\n",
     );
     let opt = |v: Option<f64>| v.map(|c| c.to_string()).unwrap_or_default();
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.dataset,
             r.model,
             r.variant,
@@ -372,7 +476,10 @@ pub fn csv(rows: &[SummaryRow]) -> String {
             r.vpt_mean,
             r.best_epoch_mean,
             r.val_auc_mean,
-            r.seconds_mean
+            r.seconds_mean,
+            opt(r.climate.as_ref().and_then(|c| c.lyapunov_mean)),
+            opt(r.climate.as_ref().and_then(|c| c.wasserstein_mean)),
+            opt(r.climate.as_ref().and_then(|c| c.spectrum_decades_mean))
         ));
     }
     out
@@ -396,6 +503,7 @@ mod tests {
             diverged: false,
             val_auc: 2.0 + seed as f64,
             seconds: 100.0,
+            climate: None,
         }
     }
 

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chaoscast::compare::{CellResult, bar_series, cells_csv, csv, markdown, summarise};
+use chaoscast::compare::{
+    CellClimate, CellResult, bar_series, cells_csv, csv, markdown, summarise,
+};
 use chaoscast::plots::grouped_bars;
 use chaoscast::run::{RunConfig, checkpoint_path, load_metrics, write_atomic};
 use serde::Deserialize;
@@ -30,7 +32,8 @@ use super::train::{Settings, definition, fnv1a, resume_settings, train_settings}
     (its resolved training config, variables, device and the dataset's bytes, written out in\n\
     cell.json), so a changed setting is a new cell; finished cells are kept and a half-trained one\n\
     resumes from its checkpoint. OUTPUT gets cells.csv, summary.md, summary.csv and one\n\
-    nrmse-DATASET.png per dataset.")]
+    nrmse-DATASET.png per dataset. climate = true (top level) judges every cell's climate as\n\
+    `eval --climate` does and adds its numbers to the tables (finished cells are evaluated again).")]
 pub(crate) struct Args {
     /// The experiment file.
     experiment: PathBuf,
@@ -48,6 +51,9 @@ struct Experiment {
     #[serde(default)]
     train: toml::Table,
     variants: Vec<toml::Table>,
+    /// Judge every cell's climate too (`eval --climate` with its defaults).
+    #[serde(default)]
+    climate: bool,
 }
 
 struct Variant {
@@ -214,7 +220,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
                             fnv1a(definition.as_bytes()) >> 16
                         ));
                     settings.output = Some(folder.clone());
-                    let state = cell(&folder, &settings, &label, k, total, quiet)?;
+                    let state = cell(&folder, &settings, &label, k, total, exp.climate, quiet)?;
                     let stored = folder.join("cell.json");
                     if !stored.is_file() {
                         write_atomic(&stored, definition.as_bytes())?;
@@ -306,6 +312,7 @@ fn cell(
     label: &str,
     k: usize,
     total: usize,
+    climate: bool,
     quiet: bool,
 ) -> Result<CellResult> {
     let report = folder.join("report.json");
@@ -313,7 +320,7 @@ fn cell(
         run: folder.to_path_buf(),
         data: None,
         rollout: None,
-        climate: false,
+        climate,
         steps: None,
         starts: None,
         ensemble: None,
@@ -353,8 +360,18 @@ fn cell(
         if !diverged.is_file() || folder.join("model.mpk").is_file() {
             eval::evaluate_run(&eval_args, true).with_context(|| format!("cell {label}"))?;
         }
-    } else if !quiet {
-        eprintln!("cell {k}/{total}: {label}: done earlier");
+    } else {
+        if !quiet {
+            eprintln!("cell {k}/{total}: {label}: done earlier");
+        }
+        // A finished cell not yet judged on its climate is evaluated again, with it.
+        let judged = std::fs::read_to_string(&report)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|j| j.get("climate").is_some());
+        if climate && !judged && folder.join("model.mpk").is_file() {
+            eval::evaluate_run(&eval_args, true).with_context(|| format!("cell {label}"))?;
+        }
     }
     // A cell that diverged before its first epoch ended has no model to score: infinite NRMSE.
     let json: serde_json::Value = if report.is_file() {
@@ -392,6 +409,14 @@ fn cell(
             history.iter().map(|m| m.val_nrmse).sum()
         },
         seconds: history.iter().map(|m| m.seconds).sum(),
+        climate: json.get("climate").map(|c| CellClimate {
+            lyapunov: c["lyapunov_median"].as_f64(),
+            wasserstein: c["wasserstein_median"].as_f64(),
+            spectrum_decades: c["spectrum_decades_median"].as_f64(),
+            on_attractor: c["on_attractor"].as_u64().unwrap_or(0) as usize,
+            collapsed: c["collapsed"].as_u64().unwrap_or(0) as usize,
+            diverged: c["diverged"].as_u64().unwrap_or(0) as usize,
+        }),
     };
     if !quiet {
         eprintln!(

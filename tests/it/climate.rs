@@ -183,3 +183,35 @@ fn eval_judges_the_climate_of_a_run() {
         }
     }
 }
+
+/// `climate = true` in an experiment judges every cell, finished ones included, and the tables
+/// gain the climate columns.
+#[test]
+fn compare_judges_the_climate_of_every_cell() {
+    use crate::cli::{chaoscast, dataset, text};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 500 --horizon 5 -o t.parquet");
+    let exp = "datasets = [\"t.parquet\"]\nmodels = [\"gru\"]\nseeds = [0, 1]\n\
+               [train]\nepochs = 1\nlookback = 12\nhidden = 4\n[[variants]]\nname = \"baseline\"\n";
+    std::fs::write(d.join("exp.toml"), exp).unwrap();
+    let out = chaoscast(d, &["compare", "exp.toml", "-o", "cmp", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = std::fs::read_to_string(d.join("cmp/summary.md")).unwrap();
+    assert!(!summary.contains("Climate"), "{summary}");
+    std::fs::write(d.join("exp.toml"), format!("climate = true\n{exp}")).unwrap();
+    let out = chaoscast(d, &["compare", "exp.toml", "-o", "cmp", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = std::fs::read_to_string(d.join("cmp/summary.md")).unwrap();
+    assert!(
+        summary.contains("Climate (long autonomous runs"),
+        "{summary}"
+    );
+    assert!(summary.contains("| t | gru | baseline |"), "{summary}");
+    let cells = std::fs::read_to_string(d.join("cmp/cells.csv")).unwrap();
+    for line in cells.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (collapsed, diverged) = (fields[15], fields[16]);
+        assert!(!collapsed.is_empty() && !diverged.is_empty(), "{line}");
+    }
+}
