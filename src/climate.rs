@@ -238,6 +238,12 @@ pub struct Climate {
     pub wasserstein_median: Option<f64>,
     /// See [`Self::lyapunov_median`].
     pub spectrum_decades_median: Option<f64>,
+    /// The floor of the two distances: a second true trajectory of the same length (when
+    /// given) against the truth, mean Wasserstein-1 over variables (σ units) and spectrum
+    /// distance (decades). A model cannot be told from the system below these.
+    pub reference_wasserstein: Option<f64>,
+    /// See [`Self::reference_wasserstein`].
+    pub reference_spectrum_decades: Option<f64>,
     /// The first non-diverged start's run (`steps × D`), for plots.
     #[serde(skip)]
     pub example_run: Option<Vec<f64>>,
@@ -286,11 +292,13 @@ impl Scale {
 }
 
 /// The climate of `model` from each of `windows` (`n × L × D`), against `truth` (a long true
-/// trajectory, `rows × D`), in the units of `scale`; `system_lyapunov` is the system's exponent.
+/// trajectory, `rows × D`), in the units of `scale`; `system_lyapunov` is the system's exponent,
+/// `reference` a second true trajectory that gives the distances' floor.
 pub fn climate(
     model: &dyn Autonomous,
     windows: &[f64],
     truth: &[f64],
+    reference: Option<&[f64]>,
     scale: &Scale,
     system_lyapunov: Option<f64>,
     cfg: &ClimateConfig,
@@ -317,6 +325,14 @@ pub fn climate(
     let truth_spectra: Spectra = (0..d)
         .map(|j| welch(&column(truth, d, j), cfg.dt))
         .collect();
+    let floor = reference.map(|r| {
+        let w: f64 = (0..d)
+            .map(|j| wasserstein1(&column(r, d, j), &column(truth, d, j)) / scale.std[j])
+            .sum::<f64>()
+            / d as f64;
+        let spectra: Spectra = (0..d).map(|j| welch(&column(r, d, j), cfg.dt)).collect();
+        (w, spectrum_distance(&spectra, &truth_spectra))
+    });
     let mut starts = Vec::with_capacity(n);
     let mut example = None;
     for i in 0..n {
@@ -367,6 +383,8 @@ pub fn climate(
             .map(|w| w.iter().sum::<f64>() / w.len() as f64)
             .collect()),
         spectrum_decades_median: med(starts.iter().filter_map(|s| s.spectrum_decades).collect()),
+        reference_wasserstein: floor.map(|f| f.0),
+        reference_spectrum_decades: floor.map(|f| f.1),
         starts,
         example_run,
         example_spectra,

@@ -274,7 +274,7 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
             v.map_or("—".to_string(), |v| format!("{v:.digits$}"))
         };
         println!(
-            "climate over {} starts of {} steps: {} on the attractor, {} collapsed, {} diverged; exponent {} (system {}), Wasserstein-1 {} σ, spectrum {} decades (medians)",
+            "climate over {} starts of {} steps: {} on the attractor, {} collapsed, {} diverged; exponent {} (system {}), Wasserstein-1 {} σ (true against true {}), spectrum {} decades (true against true {}) (medians)",
             c.starts.len(),
             c.config.steps,
             c.on_attractor,
@@ -283,7 +283,9 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
             value(c.lyapunov_median, 3),
             value(c.system_lyapunov, 3),
             value(c.wasserstein_median, 3),
-            value(c.spectrum_decades_median, 3)
+            value(c.reference_wasserstein, 3),
+            value(c.spectrum_decades_median, 3),
+            value(c.reference_spectrum_decades, 3)
         );
     }
     println!(
@@ -399,6 +401,10 @@ fn judge_climate(args: &Args, data: &Dataset, test: &[usize], quiet: bool) -> Re
     }
     let truth = chaoscast::data::generate(&recipe, &chaoscast::progress::NoProgress)?
         .select(&data.names)?;
+    // A second true trajectory (seed + 2) against the first: the distances' floor.
+    recipe.seed = recipe.seed.wrapping_add(1);
+    let reference = chaoscast::data::generate(&recipe, &chaoscast::progress::NoProgress)?
+        .select(&data.names)?;
     let [train, _, _] = chronological_split(data.len(), SplitFractions::default())?;
     let scale = Scale::of(&data.values[train.start * vars..train.end * vars], vars);
     if !quiet {
@@ -407,7 +413,15 @@ fn judge_climate(args: &Args, data: &Dataset, test: &[usize], quiet: bool) -> Re
             cfg.steps, cfg.tau
         );
     }
-    let c = climate(&forecaster, &windows, &truth.values, &scale, lambda, &cfg)?;
+    let c = climate(
+        &forecaster,
+        &windows,
+        &truth.values,
+        Some(&reference.values),
+        &scale,
+        lambda,
+        &cfg,
+    )?;
     write_atomic(
         &args.run.join("climate.csv"),
         climate_csv(&c, &data.names).as_bytes(),

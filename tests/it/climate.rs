@@ -82,10 +82,12 @@ fn the_true_system_passes_with_its_own_exponent() {
     let scale = Scale::of(&data.values, 3);
     let system = SystemName::Thomas.build(&Params::new()).unwrap();
     let model = SystemModel::new(system, dt, Tolerances::default(), L);
+    let reference = thomas(cfg.steps, 2);
     let c = climate(
         &model,
         &windows(&data, 5),
         &truth.values,
+        Some(&reference.values),
         &scale,
         Some(lambda),
         &cfg,
@@ -101,6 +103,15 @@ fn the_true_system_passes_with_its_own_exponent() {
     let s = c.spectrum_decades_median.unwrap();
     assert!(w < 0.1, "Wasserstein-1 {w} σ");
     assert!(s < 0.2, "spectrum distance {s} decades");
+    // The system's own runs are as far from the truth as a second true trajectory is.
+    let (rw, rs) = (
+        c.reference_wasserstein.unwrap(),
+        c.reference_spectrum_decades.unwrap(),
+    );
+    assert!(
+        w < 2.0 * rw + 0.01 && s < 2.0 * rs + 0.01,
+        "{w} {s} against {rw} {rs}"
+    );
     eprintln!("true Thomas: exponent {exponent:.4}, W1 {w:.4} σ, spectrum {s:.4} decades");
 }
 
@@ -112,7 +123,16 @@ fn persistence_collapses_and_doubling_diverges() {
     let truth = thomas(cfg.steps, 1);
     let scale = Scale::of(&data.values, 3);
     let starts = windows(&data, 3);
-    let c = climate(&Persistence, &starts, &truth.values, &scale, None, &cfg).unwrap();
+    let c = climate(
+        &Persistence,
+        &starts,
+        &truth.values,
+        None,
+        &scale,
+        None,
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(c.collapsed, 3, "{:?}", c.starts);
     assert!(c.starts.iter().all(|s| s.verdict == Verdict::Collapsed));
     // A fixed point: nearby runs stay exactly as far apart.
@@ -123,7 +143,7 @@ fn persistence_collapses_and_doubling_diverges() {
     );
     // Far from the truth in density and spectrum.
     assert!(c.wasserstein_median.unwrap() > 0.3);
-    let c = climate(&Doubling, &starts, &truth.values, &scale, None, &cfg).unwrap();
+    let c = climate(&Doubling, &starts, &truth.values, None, &scale, None, &cfg).unwrap();
     assert_eq!(c.diverged, 3, "{:?}", c.starts);
     assert_eq!(c.lyapunov_median, None);
     let csv = chaoscast::climate::climate_csv(&c, &["x".into(), "y".into(), "z".into()]);
