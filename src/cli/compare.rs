@@ -40,6 +40,37 @@ pub(crate) struct Args {
     /// Folder for the cells and the tables.
     #[arg(long, short)]
     output: PathBuf,
+    /// Print the cell count and a table (index, dataset, model, variant, seed, state) and stop:
+    /// what a job array is sized by.
+    #[arg(long, conflicts_with_all = ["shard", "summarise", "no_summary"])]
+    list_cells: bool,
+    /// Run only the cells whose index mod N is I (e.g. 3/10 for array task 3 of 10); writes
+    /// no summary.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Train without writing the tables.
+    #[arg(long)]
+    no_summary: bool,
+    /// Train nothing: write the tables from the finished cells (an error if any is not).
+    #[arg(long, conflicts_with_all = ["shard", "no_summary"])]
+    summarise: bool,
+}
+
+/// `I/N` with I < N.
+fn parse_shard(text: &str) -> std::result::Result<(usize, usize), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("'{text}' is not I/N (e.g. 3/10)"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{text}' is not I/N with whole numbers"))
+    };
+    let (i, n) = (parse(i)?, parse(n)?);
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: I must be below N, N at least 1"));
+    }
+    Ok((i, n))
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,71 +201,93 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
             );
         }
     }
+    let plan = plan_cells(&exp, &variants, &shared, &args.output)?;
+    let total = plan.len();
+    if args.list_cells {
+        println!("{total} cells");
+        println!("index\tdataset\tmodel\tvariant\tseed\tstate");
+        for c in &plan {
+            let state = match (&c.settings, &c.folder) {
+                (Err(why), _) => format!("skipped ({why})"),
+                (Ok(_), Some(folder)) => cell_state(folder).to_string(),
+                (Ok(_), None) => unreachable!("a planned cell has a folder"),
+            };
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{state}",
+                c.index, c.dataset, c.model, c.variant, c.seed
+            );
+        }
+        return Ok(());
+    }
+    let (shard, shards) = args.shard.unwrap_or((0, 1));
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-
-    let total = exp.datasets.len() * exp.models.len() * variants.len() * exp.seeds.len();
     let mut done = Vec::with_capacity(total);
-    let mut k = 0;
-    for data in &exp.datasets {
-        let dataset = data
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "data".into());
-        let data_fnv1a =
-            fnv1a(&std::fs::read(data).with_context(|| format!("cannot read {}", data.display()))?);
-        for model in &exp.models {
-            for variant in &variants {
-                for &seed in &exp.seeds {
-                    k += 1;
-                    let label = format!("{dataset} {model} {} seed {seed}", variant.name);
-                    let settings = Settings {
-                        data: Some(data.clone()),
-                        model: Some(*model),
-                        seed: Some(seed),
-                        ..Settings::default()
-                    }
-                    .or(variant.settings.clone())
-                    .or(shared.clone());
-                    let mut settings = match for_model(*model, settings) {
-                        Ok(settings) => settings,
-                        Err(why) => {
-                            if !quiet {
-                                eprintln!("cell {k}/{total}: {label}: skipped ({why})");
-                            }
-                            continue;
-                        }
-                    };
-                    // The folder is keyed by everything that defines the cell, so a changed
-                    // setting (or dataset, or default) trains a new cell instead of reusing one.
-                    let definition = definition(&settings, data_fnv1a)
-                        .with_context(|| format!("cell {label}"))?;
-                    let folder = args
-                        .output
-                        .join("cells")
-                        .join(&dataset)
-                        .join(model.as_str())
-                        .join(&variant.name)
-                        .join(format!(
-                            "seed-{seed}-{:012x}",
-                            fnv1a(definition.as_bytes()) >> 16
-                        ));
-                    settings.output = Some(folder.clone());
-                    let state = cell(&folder, &settings, &label, k, total, exp.climate, quiet)?;
-                    let stored = folder.join("cell.json");
-                    if !stored.is_file() {
-                        write_atomic(&stored, definition.as_bytes())?;
-                    }
-                    done.push(CellResult {
-                        dataset: dataset.clone(),
-                        model: model.to_string(),
-                        variant: variant.name.clone(),
-                        seed,
-                        ..state
-                    });
+    let mut missing = Vec::new();
+    for c in &plan {
+        let k = c.index + 1;
+        let label = format!("{} {} {} seed {}", c.dataset, c.model, c.variant, c.seed);
+        let settings = match &c.settings {
+            Ok(settings) => settings,
+            Err(why) => {
+                if !quiet && !args.summarise {
+                    eprintln!("cell {k}/{total}: {label}: skipped ({why})");
                 }
+                continue;
             }
-        }
+        };
+        let folder = c.folder.as_ref().expect("a planned cell has a folder");
+        let state = if args.summarise {
+            if cell_state(folder) != "finished" {
+                missing.push(label);
+                continue;
+            }
+            read_cell(folder)?
+        } else if c.index % shards != shard {
+            continue;
+        } else {
+            // Another worker may hold the cell; it is then left to that worker.
+            let Some(_claim) = Claim::take(folder)? else {
+                if !quiet {
+                    eprintln!("cell {k}/{total}: {label}: claimed by another worker, left to it");
+                }
+                missing.push(label);
+                continue;
+            };
+            let state = cell(folder, settings, &label, k, total, exp.climate, quiet)?;
+            let stored = folder.join("cell.json");
+            if !stored.is_file() {
+                write_atomic(&stored, c.definition.as_bytes())?;
+            }
+            state
+        };
+        done.push(CellResult {
+            dataset: c.dataset.clone(),
+            model: c.model.to_string(),
+            variant: c.variant.clone(),
+            seed: c.seed,
+            ..state
+        });
+    }
+    if args.summarise && !missing.is_empty() {
+        bail!(
+            "{} of the cells are not finished (the first: {}); run their shards first",
+            missing.len(),
+            missing[0]
+        );
+    }
+    if args.no_summary || shards > 1 {
+        println!(
+            "{} cells finished by this worker{}; `chaoscast compare EXPERIMENT --summarise -o {}` writes the tables once every shard is done",
+            done.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(", {} claimed by others", missing.len())
+            },
+            args.output.display()
+        );
+        return Ok(());
     }
     write_tables(
         &args.output,
@@ -253,6 +306,170 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         markdown(&summarise(&done, &variants[0].name), &variants[0].name)
     );
     Ok(())
+}
+
+/// One cell of the experiment, in the stable order datasets × models × variants × seeds.
+struct Planned {
+    index: usize,
+    dataset: String,
+    model: ModelName,
+    variant: String,
+    seed: u64,
+    /// The cell's settings, or why its model skips the variant.
+    settings: std::result::Result<Settings, &'static str>,
+    /// Where it trains (none for a skipped cell).
+    folder: Option<PathBuf>,
+    /// Everything that defines it (see [`definition`]).
+    definition: String,
+}
+
+/// Every cell of the experiment with its settings and keyed folder, trained or not.
+fn plan_cells(
+    exp: &Experiment,
+    variants: &[Variant],
+    shared: &Settings,
+    output: &Path,
+) -> Result<Vec<Planned>> {
+    let mut plan = Vec::new();
+    for data in &exp.datasets {
+        let dataset = data
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into());
+        let data_fnv1a =
+            fnv1a(&std::fs::read(data).with_context(|| format!("cannot read {}", data.display()))?);
+        for model in &exp.models {
+            for variant in variants {
+                for &seed in &exp.seeds {
+                    let label = format!("{dataset} {model} {} seed {seed}", variant.name);
+                    let settings = Settings {
+                        data: Some(data.clone()),
+                        model: Some(*model),
+                        seed: Some(seed),
+                        ..Settings::default()
+                    }
+                    .or(variant.settings.clone())
+                    .or(shared.clone());
+                    let mut planned = Planned {
+                        index: plan.len(),
+                        dataset: dataset.clone(),
+                        model: *model,
+                        variant: variant.name.clone(),
+                        seed,
+                        settings: for_model(*model, settings),
+                        folder: None,
+                        definition: String::new(),
+                    };
+                    if let Ok(settings) = &mut planned.settings {
+                        // The folder is keyed by everything that defines the cell, so a changed
+                        // setting (or dataset, or default) trains a new cell, never reuses one.
+                        let definition = definition(settings, data_fnv1a)
+                            .with_context(|| format!("cell {label}"))?;
+                        let folder = output
+                            .join("cells")
+                            .join(&dataset)
+                            .join(model.as_str())
+                            .join(&variant.name)
+                            .join(format!(
+                                "seed-{seed}-{:012x}",
+                                fnv1a(definition.as_bytes()) >> 16
+                            ));
+                        settings.output = Some(folder.clone());
+                        planned.folder = Some(folder);
+                        planned.definition = definition;
+                    }
+                    plan.push(planned);
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// `finished` (a report or a divergence mark), `partial` (a checkpoint) or `new`.
+fn cell_state(folder: &Path) -> &'static str {
+    if folder.join("report.json").is_file() || folder.join("diverged.txt").is_file() {
+        "finished"
+    } else if checkpoint_path(folder).is_file() {
+        "partial"
+    } else {
+        "new"
+    }
+}
+
+/// A worker's hold on a cell: `claim` in the cell folder, created atomically (only one worker
+/// can create it) with the worker's host and process id, removed when the worker lets go. A
+/// claim whose process is gone (same host, no such process: a killed worker) is taken over.
+struct Claim {
+    path: PathBuf,
+}
+
+impl Claim {
+    fn take(folder: &Path) -> Result<Option<Self>> {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let path = folder.join("claim");
+        let me = format!("{} {}\n", host(), std::process::id());
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    file.write_all(me.as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    write_atomic(&folder.join("worker.txt"), worker_record().as_bytes())?;
+                    return Ok(Some(Self { path }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let held = std::fs::read_to_string(&path).unwrap_or_default();
+                    let mut parts = held.split_whitespace();
+                    let (holder, pid) = (parts.next(), parts.next());
+                    let gone = holder == Some(host().as_str())
+                        && pid.is_some_and(|p| !Path::new("/proc").join(p).exists());
+                    if !gone {
+                        return Ok(None);
+                    }
+                    // A dead worker's claim: remove it and try once more.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+                    );
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// This machine's name.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Who trains the cell: host, process, and the SLURM job and array task when under SLURM.
+fn worker_record() -> String {
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    format!(
+        "host {}\npid {}\nslurm_job_id {}\nslurm_array_job_id {}\nslurm_array_task_id {}\n",
+        host(),
+        std::process::id(),
+        var("SLURM_JOB_ID"),
+        var("SLURM_ARRAY_JOB_ID"),
+        var("SLURM_ARRAY_TASK_ID")
+    )
 }
 
 /// The settings as they apply to `model`: the ESN's reservoir settings are dropped for the other
@@ -373,6 +590,20 @@ fn cell(
             eval::evaluate_run(&eval_args, true).with_context(|| format!("cell {label}"))?;
         }
     }
+    let result = read_cell(folder)?;
+    if !quiet {
+        eprintln!(
+            "cell {k}/{total}: {label}: median NRMSE {:.4}, best epoch {}, {:.0} s",
+            result.nrmse_median, result.best_epoch, result.seconds
+        );
+    }
+    Ok(result)
+}
+
+/// The numbers of a finished cell, read from its folder.
+fn read_cell(folder: &Path) -> Result<CellResult> {
+    let report = folder.join("report.json");
+    let diverged = folder.join("diverged.txt");
     // A cell that diverged before its first epoch ended has no model to score: infinite NRMSE.
     let json: serde_json::Value = if report.is_file() {
         let text = std::fs::read_to_string(&report)?;
@@ -418,12 +649,6 @@ fn cell(
             diverged: c["diverged"].as_u64().unwrap_or(0) as usize,
         }),
     };
-    if !quiet {
-        eprintln!(
-            "cell {k}/{total}: {label}: median NRMSE {:.4}, best epoch {}, {:.0} s",
-            result.nrmse_median, result.best_epoch, result.seconds
-        );
-    }
     Ok(result)
 }
 

@@ -9,6 +9,7 @@ mod climate;
 mod data;
 mod embed;
 mod settings;
+mod sweep;
 mod systems;
 mod train;
 
