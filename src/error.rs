@@ -81,6 +81,15 @@ pub enum Error {
     /// or is an ESN (fitted in one pass).
     #[error("the run has nothing left to train: {0}")]
     NothingToResume(String),
+    /// Training stopped at an epoch's end because a stop was asked for (a signal); the epoch's
+    /// checkpoint is saved.
+    #[error(
+        "interrupted after epoch {epoch} (SIGTERM or SIGUSR1); its checkpoint is saved, and `train --resume` or the same `compare` continues from it"
+    )]
+    Interrupted {
+        /// The last epoch run and checkpointed.
+        epoch: usize,
+    },
     /// A forecast could not be made from the rows given (see
     /// [`crate::forecaster::ForecastError`]).
     #[error(transparent)]

@@ -13,6 +13,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
+        // Stopped by a signal after a checkpoint: exit code 3, so a job script can requeue.
+        Err(err)
+            if matches!(
+                err.downcast_ref(),
+                Some(chaoscast::Error::Interrupted { .. })
+            ) =>
+        {
+            eprintln!("stopped: {err:#}");
+            ExitCode::from(3)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -463,9 +463,10 @@ fn host() -> String {
 fn worker_record() -> String {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     format!(
-        "host {}\npid {}\nslurm_job_id {}\nslurm_array_job_id {}\nslurm_array_task_id {}\n",
+        "host {}\npid {}\nthreads {}\nslurm_job_id {}\nslurm_array_job_id {}\nslurm_array_task_id {}\n",
         host(),
         std::process::id(),
+        rayon::current_num_threads(),
         var("SLURM_JOB_ID"),
         var("SLURM_ARRAY_JOB_ID"),
         var("SLURM_ARRAY_TASK_ID")

@@ -13,6 +13,7 @@ mod progress;
 mod train;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use chaoscast::data::RecipeSpec;
@@ -64,11 +65,70 @@ enum Command {
     Demo(demo::Args),
 }
 
+/// Set by SIGTERM or SIGUSR1 while training runs: training stops after the epoch's checkpoint.
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether SIGTERM or SIGUSR1 ends the process at once: always, except while training runs
+/// and no stop has been asked for yet (a second signal then ends it at once).
+static DIE: AtomicBool = AtomicBool::new(true);
+
+/// Installs the handlers of SIGTERM and SIGUSR1 (see [`STOP`]).
+fn install_signals() {
+    use signal_hook::consts::{SIGTERM, SIGUSR1};
+    use signal_hook::flag;
+    for (signal, status) in [(SIGTERM, 128 + SIGTERM), (SIGUSR1, 128 + SIGUSR1)] {
+        // The order matters: the shutdown is checked before this signal arms it.
+        let installed = flag::register_conditional_shutdown(signal, status, &DIE)
+            .and_then(|_| flag::register(signal, &STOP))
+            .and_then(|_| flag::register(signal, &DIE));
+        if let Err(e) = installed {
+            eprintln!("warning: cannot handle signal {signal} ({e}); it will end training at once");
+        }
+    }
+}
+
+/// While it lives, SIGTERM and SIGUSR1 stop training at the next epoch's end instead of ending
+/// the process.
+pub(crate) struct Graceful;
+
+impl Graceful {
+    pub(crate) fn start() -> Self {
+        DIE.store(STOP.load(Ordering::SeqCst), Ordering::SeqCst);
+        Graceful
+    }
+}
+
+impl Drop for Graceful {
+    fn drop(&mut self) {
+        DIE.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Under SLURM the CPU backend computes on the task's CPUs (`SLURM_CPUS_PER_TASK`), not every
+/// core of the node; `RAYON_NUM_THREADS`, when set, decides instead (rayon reads it itself).
+fn size_thread_pool() -> Result<()> {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return Ok(());
+    }
+    let Ok(cpus) = std::env::var("SLURM_CPUS_PER_TASK") else {
+        return Ok(());
+    };
+    let threads: usize =
+        cpus.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            anyhow::anyhow!("SLURM_CPUS_PER_TASK is '{cpus}', not a positive count")
+        })?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("cannot size the thread pool to {threads}: {e}"))
+}
+
 /// Parses the command line and runs the subcommand.
 ///
 /// Usage errors are cut to their first line (clap adds usage and tips below it), so that every
 /// error is one sentence; `--help` and `--version` print as usual.
 pub fn run() -> Result<()> {
+    install_signals();
+    size_thread_pool()?;
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {

@@ -629,6 +629,7 @@ impl Job<'_> {
     }
 
     fn go<B: AutodiffBackend>(&self, device: &B::Device) -> Result<Summary> {
+        let _graceful = super::Graceful::start();
         let mut saver = RunSaver::new(self.folder, self.cfg, self.quiet);
         let outcome: TrainOutcome<B> = if self.resume {
             let state = load_checkpoint::<B>(self.cfg, self.folder, device)?;
@@ -1007,6 +1008,11 @@ impl<B: AutodiffBackend> Observer<B> for RunSaver<'_> {
         }
         save_metrics(&state.history, self.folder)?;
         save_checkpoint(state, self.cfg, self.folder)?;
+        if super::STOP.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(chaoscast::Error::Interrupted {
+                epoch: state.history.len(),
+            });
+        }
         let m = state.history.last().expect("an epoch just ended");
         self.last = format!(
             " · val NRMSE {:.4} (best {:.4})",

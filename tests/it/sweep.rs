@@ -138,3 +138,126 @@ fn claimed_cells_are_left_and_dead_claims_taken() {
     assert!(!folders[1].join("claim").exists());
     assert!(folders[0].join("claim").exists(), "a live claim stays");
 }
+
+/// SIGUSR1 (a time limit's warning) or SIGTERM stops training at the epoch's end with its
+/// checkpoint saved and exit code 3; the resumed run repeats the uninterrupted one (with the
+/// plateau schedule, which does not depend on the epoch count the runs were given).
+#[test]
+fn a_signal_stops_training_after_a_checkpoint() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 400 --horizon 4 -o t.parquet");
+    let args = |epochs: &str, out: &str| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            "t.parquet",
+            "--model",
+            "gru",
+            "--lookback",
+            "12",
+            "--hidden",
+            "4",
+            "--epochs",
+            epochs,
+            "--patience",
+            epochs,
+            "--schedule",
+            "plateau",
+            "-o",
+            out,
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    for (signal, name) in [(libc_sigusr1(), "usr1"), (15, "term")] {
+        let run = format!("run-{name}");
+        let child = Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+            .args(args("100000", &run))
+            .current_dir(d)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let metrics = d.join(&run).join("metrics.csv");
+        let start = std::time::Instant::now();
+        while std::fs::read_to_string(&metrics).map_or(0, |m| m.lines().count()) < 3 {
+            assert!(start.elapsed().as_secs() < 120, "training did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+        assert!(err.contains("interrupted after epoch"), "{err}");
+        let epochs = std::fs::read_to_string(&metrics).unwrap().lines().count() - 1;
+        let last = (epochs + 2).to_string();
+        let out = chaoscast(d, &["train", "--resume", &run, "--epochs", &last, "-q"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let whole = format!("whole-{name}");
+        let a: Vec<String> = args(&last, &whole);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        assert!(chaoscast(d, &a).status.success());
+        let nrmse = |m: &str| -> Vec<String> {
+            std::fs::read_to_string(d.join(m).join("metrics.csv"))
+                .unwrap()
+                .lines()
+                .map(|l| l.split(',').nth(3).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(nrmse(&run), nrmse(&whole), "{name}");
+    }
+}
+
+/// SIGUSR1's number on Linux.
+fn libc_sigusr1() -> i32 {
+    10
+}
+
+/// Under SLURM a worker computes on its task's CPUs, and records them with its job ids.
+#[test]
+fn a_worker_sizes_its_threads_from_slurm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 400 --horizon 4 -o t.parquet");
+    std::fs::write(
+        d.join("exp.toml"),
+        EXP.replace("seeds = [0, 1]", "seeds = [0]"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+        .args(["compare", "exp.toml", "-o", "c", "--shard", "0/2", "-q"])
+        .env_remove("RAYON_NUM_THREADS")
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .env("SLURM_JOB_ID", "4242")
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let variant = d.join("c/cells/t/gru/baseline");
+    let cell = std::fs::read_dir(&variant)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let worker = std::fs::read_to_string(cell.join("worker.txt")).unwrap();
+    assert!(worker.contains("threads 1\n"), "{worker}");
+    assert!(worker.contains("slurm_job_id 4242\n"), "{worker}");
+    assert!(worker.contains("slurm_array_task_id 0\n"), "{worker}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+        .args(["compare", "exp.toml", "-o", "c", "--list-cells"])
+        .env("SLURM_CPUS_PER_TASK", "many")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("SLURM_CPUS_PER_TASK is 'many'"));
+}
