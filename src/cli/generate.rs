@@ -37,10 +37,10 @@ pub(crate) struct Args {
     /// Time integrated and discarded before recording [default: the system's, e.g. 100 for thomas].
     #[arg(long)]
     transient: Option<f64>,
-    /// Relative tolerance of the DOP853 integrator [default: 1e-10].
+    /// Relative tolerance of the adaptive integrators [default: 1e-10].
     #[arg(long)]
     rtol: Option<f64>,
-    /// Absolute tolerance of the DOP853 integrator [default: 1e-10].
+    /// Absolute tolerance of the adaptive integrators [default: 1e-10].
     #[arg(long)]
     atol: Option<f64>,
     /// Standard deviation of the Gaussian perturbation of the initial state [default: 0.001].
@@ -49,6 +49,13 @@ pub(crate) struct Args {
     /// Forecast horizon in steps to record with the data (used by training).
     #[arg(long)]
     horizon: Option<usize>,
+    /// Integrator: dop853 (ours, adaptive, the default), dopri5 (`ode_solvers`' adaptive 5(4))
+    /// or rk4 (classical Runge–Kutta at the fixed --step) [default: dop853].
+    #[arg(long, value_parser = ["dop853", "dopri5", "rk4"])]
+    integrator: Option<String>,
+    /// RK4's fixed step; must divide dt.
+    #[arg(long, value_name = "H")]
+    step: Option<f64>,
     /// Also estimate the largest Lyapunov exponent and store it with the data.
     #[arg(long)]
     lyapunov: bool,
@@ -80,6 +87,10 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
     spec.samples = args.samples.or(spec.samples);
     spec.seed = args.seed.or(spec.seed);
     spec.horizon = args.horizon.or(spec.horizon);
+    if let Some(name) = &args.integrator {
+        spec.integrator = Some(name.parse()?);
+    }
+    spec.step = args.step.or(spec.step);
     let recipe = spec.resolve()?;
     let format = match args.format.as_deref() {
         Some(f) => f.parse()?,

@@ -40,9 +40,18 @@ pub(crate) fn run(args: Args) -> Result<()> {
         (data.t.last().copied().unwrap_or(0.0) * 1e9).round() / 1e9,
         r.transient
     );
+    let integrator = match (r.integrator, r.step) {
+        (chaoscast::systems::integrate::Integrator::Rk4, Some(h)) => format!("RK4, step {h}"),
+        (other, _) => format!(
+            "{}, rtol = {:e}, atol = {:e}",
+            other.as_str().to_uppercase(),
+            r.rtol,
+            r.atol
+        ),
+    };
     println!(
-        "integrator:  DOP853, rtol = {:e}, atol = {:e}; seed {}, initial perturbation {}",
-        r.rtol, r.atol, r.seed, r.perturbation
+        "integrator:  {integrator}; seed {}, initial perturbation {}",
+        r.seed, r.perturbation
     );
     if let Some(h) = r.horizon {
         println!("horizon:     {h} steps (from the recipe)");

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Dataset, DatasetMeta};
 use crate::error::{Error, Result, ensure_non_negative, ensure_positive};
 use crate::progress::{Progress, Scaled};
-use crate::systems::integrate::{Tolerances, advance, sample};
+use crate::systems::integrate::{Integrator, Method, Tolerances, advance_by, sample_by};
 use crate::systems::{Params, SystemName, perturbed_state};
 
 /// A complete, validated generation recipe. It travels inside every dataset file.
@@ -42,6 +42,12 @@ pub struct Recipe {
     /// The largest Lyapunov exponent, when the recipe carries a measured value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lyapunov: Option<f64>,
+    /// The integrator (DOP853 unless chosen; then left out, as in recipes before the choice).
+    #[serde(default, skip_serializing_if = "Integrator::is_default")]
+    pub integrator: Integrator,
+    /// RK4's fixed step, which divides `dt`; only with `integrator = "rk4"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
 }
 
 /// A recipe as written in a TOML file or given by flags: the system, and any fields to override.
@@ -71,6 +77,10 @@ pub struct RecipeSpec {
     pub horizon: Option<usize>,
     /// Largest Lyapunov exponent.
     pub lyapunov: Option<f64>,
+    /// Integrator (default dop853).
+    pub integrator: Option<Integrator>,
+    /// RK4's fixed step.
+    pub step: Option<f64>,
 }
 
 impl RecipeSpec {
@@ -116,6 +126,8 @@ impl RecipeSpec {
             perturbation: self.perturbation.unwrap_or(1e-3),
             horizon: self.horizon,
             lyapunov: self.lyapunov.or(at_defaults.then_some(defaults.lyapunov)),
+            integrator: self.integrator.unwrap_or_default(),
+            step: self.step,
         };
         recipe.validate()?;
         Ok(recipe)
@@ -139,7 +151,39 @@ impl Recipe {
         if let Some(l) = self.lyapunov {
             ensure_positive("lyapunov", l)?;
         }
+        match (self.integrator, self.step) {
+            (Integrator::Rk4, Some(step)) => {
+                crate::systems::integrate::rk4_steps_per_sample(self.dt, step)?;
+            }
+            (Integrator::Rk4, None) => {
+                return Err(Error::config(
+                    "step",
+                    "RK4 integrates at a fixed step; give one that divides dt (--step H)",
+                ));
+            }
+            (other, Some(_)) => {
+                return Err(Error::config(
+                    "step",
+                    format!(
+                        "a fixed step is RK4's; {} chooses its own steps (use --integrator rk4)",
+                        other.as_str()
+                    ),
+                ));
+            }
+            (_, None) => {}
+        }
         self.system.build(&self.params).map(|_| ())
+    }
+
+    /// The integration method the recipe names.
+    pub fn method(&self) -> Method {
+        match (self.integrator, self.step) {
+            (Integrator::Dop853, _) => Method::Dop853(self.tolerances()),
+            (Integrator::Dopri5, _) => Method::Dopri5(self.tolerances()),
+            (Integrator::Rk4, step) => Method::Rk4 {
+                step: step.unwrap_or(self.dt),
+            },
+        }
     }
 
     /// The integrator tolerances.
@@ -158,7 +202,7 @@ impl Recipe {
 pub fn generate(recipe: &Recipe, progress: &dyn Progress) -> Result<Dataset> {
     recipe.validate()?;
     let system = recipe.system.build(&recipe.params)?;
-    let tol = recipe.tolerances();
+    let method = recipe.method();
     let record = (recipe.samples - 1) as f64 * recipe.dt;
     let share = recipe.transient / (recipe.transient + record).max(f64::MIN_POSITIVE);
     let y0 = perturbed_state(system.as_ref(), recipe.seed, recipe.perturbation);
@@ -167,19 +211,19 @@ pub fn generate(recipe: &Recipe, progress: &dyn Progress) -> Result<Dataset> {
         offset: 0.0,
         scale: share,
     };
-    let y = advance(system.as_ref(), &y0, 0.0, recipe.transient, tol, &warm)?;
+    let y = advance_by(method, system.as_ref(), &y0, 0.0, recipe.transient, &warm)?;
     let rec = Scaled {
         inner: progress,
         offset: share,
         scale: 1.0 - share,
     };
-    let values = sample(
+    let values = sample_by(
+        method,
         system.as_ref(),
         &y,
         recipe.transient,
         recipe.dt,
         recipe.samples,
-        tol,
         &rec,
     )?;
     progress.update(1.0);

@@ -1,5 +1,6 @@
 //! Integration of an [`OdeSystem`] with DOP853 (an 8th-order Dormand–Prince method with
-//! step-size control and dense output; see `src/systems/dop853.rs`).
+//! step-size control and dense output; see `src/systems/dop853.rs`), or by choice ([`Method`])
+//! with `ode_solvers`' Dopri5 or the classical RK4 at a fixed step.
 //!
 //! [`advance`] carries a state forward (a transient, a Lyapunov renormalisation interval);
 //! [`sample`] records a trajectory at a fixed interval by dense output. Both report progress,
@@ -74,6 +75,272 @@ pub fn sample(
         });
     }
     Ok(rows)
+}
+
+/// The integrator a recipe names (`integrator = "rk4"` with `step`, or `--integrator rk4
+/// --step H`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integrator {
+    /// chaoscast's DOP853 (the default).
+    #[default]
+    Dop853,
+    /// `ode_solvers`' Dopri5.
+    Dopri5,
+    /// The classical RK4 at a fixed step.
+    Rk4,
+}
+
+impl Integrator {
+    /// Whether it is the default (recipes leave it out then, as before it could be chosen).
+    pub fn is_default(&self) -> bool {
+        *self == Self::Dop853
+    }
+
+    /// The name recipes and flags use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dop853 => "dop853",
+            Self::Dopri5 => "dopri5",
+            Self::Rk4 => "rk4",
+        }
+    }
+}
+
+impl std::str::FromStr for Integrator {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "dop853" => Ok(Self::Dop853),
+            "dopri5" => Ok(Self::Dopri5),
+            "rk4" => Ok(Self::Rk4),
+            other => Err(Error::config(
+                "integrator",
+                format!("unknown integrator '{other}'; use dop853, dopri5 or rk4"),
+            )),
+        }
+    }
+}
+
+/// How a trajectory is integrated (a recipe's `integrator`, see [`crate::data::Recipe`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Method {
+    /// chaoscast's DOP853 (8th order, step-size control, dense output of order 7): the default.
+    Dop853(Tolerances),
+    /// `ode_solvers`' Dopri5: Dormand–Prince 5(4) with step-size control and dense output of
+    /// order 4.
+    Dopri5(Tolerances),
+    /// The classical fourth-order Runge–Kutta method at a fixed step (written here: `ode_solvers`'
+    /// `Rk4` keeps every step in memory, 3 GB for the two-scale Lorenz-96 dataset at step 0.001;
+    /// tests/it/systems.rs checks this one against it).
+    Rk4 {
+        /// The step h.
+        step: f64,
+    },
+}
+
+/// [`advance`] with any [`Method`].
+pub fn advance_by(
+    method: Method,
+    system: &dyn OdeSystem,
+    y0: &[f64],
+    t0: f64,
+    duration: f64,
+    progress: &dyn Progress,
+) -> Result<Vec<f64>> {
+    check_inputs(system, y0, duration)?;
+    let y = match method {
+        Method::Dop853(tol) => {
+            return integrate(system, y0, t0, t0 + duration, tol, None, progress);
+        }
+        Method::Rk4 { step } => {
+            crate::error::ensure_positive("step", step)?;
+            let mut y = y0.to_vec();
+            let whole = (duration / step).floor() as usize;
+            let mut rk = Rk4::new(system.dim());
+            for k in 0..whole {
+                rk.step(system, t0 + k as f64 * step, &mut y, step);
+            }
+            let rest = duration - whole as f64 * step;
+            if rest > 1e-12 * step {
+                rk.step(system, t0 + whole as f64 * step, &mut y, rest);
+            }
+            y
+        }
+        Method::Dopri5(tol) => {
+            if duration == 0.0 {
+                return Ok(y0.to_vec());
+            }
+            // ode_solvers adds its end point only within a tolerance of it: ask for the dense
+            // output at t0 + duration on a run that ends half a duration later.
+            let out = dopri5(system, y0, t0, t0 + 1.5 * duration, duration, tol)?;
+            out.into_iter()
+                .nth(1)
+                .ok_or_else(|| Error::Integration("Dopri5 gave no output at the end".into()))?
+        }
+    };
+    progress.update(1.0);
+    finite(y, t0 + duration)
+}
+
+/// [`sample`] with any [`Method`]. RK4's step must divide `dt`.
+pub fn sample_by(
+    method: Method,
+    system: &dyn OdeSystem,
+    y0: &[f64],
+    t0: f64,
+    dt: f64,
+    samples: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<f64>> {
+    let tol = match method {
+        Method::Dop853(tol) => return sample(system, y0, t0, dt, samples, tol, progress),
+        Method::Dopri5(tol) => tol,
+        Method::Rk4 { .. } => Tolerances::default(),
+    };
+    check_inputs(system, y0, dt)?;
+    crate::error::ensure_counts(&[("samples", samples)])?;
+    crate::error::ensure_positive("dt", dt)?;
+    let n = y0.len();
+    let rows = match method {
+        Method::Rk4 { step } => {
+            let per = rk4_steps_per_sample(dt, step)?;
+            let mut rows = Vec::with_capacity(samples * n);
+            let mut y = y0.to_vec();
+            rows.extend_from_slice(&y);
+            let mut rk = Rk4::new(n);
+            for i in 1..samples {
+                for k in 0..per {
+                    let t = t0 + (i - 1) as f64 * dt + k as f64 * step;
+                    rk.step(system, t, &mut y, step);
+                }
+                rows.extend_from_slice(&y);
+                if i % 256 == 0 {
+                    progress.update(i as f64 / samples as f64);
+                }
+            }
+            rows
+        }
+        _ => {
+            // Outputs within 1e-9 of ode_solvers' end point are extrapolated, not interpolated:
+            // end half a sample later and keep the first `samples`.
+            let end = t0 + (samples as f64 - 0.5) * dt;
+            let out = dopri5(system, y0, t0, end, dt, tol)?;
+            if out.len() < samples {
+                return Err(Error::Integration(format!(
+                    "Dopri5 gave {} of {samples} samples",
+                    out.len()
+                )));
+            }
+            out.into_iter().take(samples).flatten().collect()
+        }
+    };
+    progress.update(1.0);
+    if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "the integrated state".into(),
+            at: format!("t = {}", t0 + (i / n) as f64 * dt),
+        });
+    }
+    Ok(rows)
+}
+
+/// The RK4 steps per sample: `dt / step`, which must be a whole number.
+pub fn rk4_steps_per_sample(dt: f64, step: f64) -> Result<usize> {
+    crate::error::ensure_positive("step", step)?;
+    let per = (dt / step).round();
+    if per < 1.0 || (per * step - dt).abs() > 1e-9 * dt {
+        return Err(Error::config(
+            "step",
+            format!(
+                "RK4's step {step} must divide the sampling interval dt = {dt} a whole number of times"
+            ),
+        ));
+    }
+    Ok(per as usize)
+}
+
+fn finite(y: Vec<f64>, t: f64) -> Result<Vec<f64>> {
+    if y.iter().all(|v| v.is_finite()) {
+        Ok(y)
+    } else {
+        Err(Error::NonFinite {
+            what: "the integrated state".into(),
+            at: format!("t = {t}"),
+        })
+    }
+}
+
+/// The stage buffers of one classical RK4 step.
+struct Rk4 {
+    k: [Vec<f64>; 4],
+    stage: Vec<f64>,
+}
+
+impl Rk4 {
+    fn new(n: usize) -> Self {
+        Self {
+            k: std::array::from_fn(|_| vec![0.0; n]),
+            stage: vec![0.0; n],
+        }
+    }
+
+    /// One step of size `h` from (`t`, `y`), in place.
+    fn step(&mut self, system: &dyn OdeSystem, t: f64, y: &mut [f64], h: f64) {
+        let [k1, k2, k3, k4] = &mut self.k;
+        system.rhs(t, y, k1);
+        for ((s, y), k) in self.stage.iter_mut().zip(y.iter()).zip(k1.iter()) {
+            *s = y + 0.5 * h * k;
+        }
+        system.rhs(t + 0.5 * h, &self.stage, k2);
+        for ((s, y), k) in self.stage.iter_mut().zip(y.iter()).zip(k2.iter()) {
+            *s = y + 0.5 * h * k;
+        }
+        system.rhs(t + 0.5 * h, &self.stage, k3);
+        for ((s, y), k) in self.stage.iter_mut().zip(y.iter()).zip(k3.iter()) {
+            *s = y + h * k;
+        }
+        system.rhs(t + h, &self.stage, k4);
+        for (i, y) in y.iter_mut().enumerate() {
+            *y += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        }
+    }
+}
+
+/// `ode_solvers`' Dopri5 from (`t0`, `y0`) to `end` with dense output every `dx` from `t0`.
+fn dopri5(
+    system: &dyn OdeSystem,
+    y0: &[f64],
+    t0: f64,
+    end: f64,
+    dx: f64,
+    tol: Tolerances,
+) -> Result<Vec<Vec<f64>>> {
+    use ode_solvers::{DVector, Dopri5, System};
+    struct Wrapped<'a>(&'a dyn OdeSystem);
+    impl System<f64, DVector<f64>> for Wrapped<'_> {
+        fn system(&self, t: f64, y: &DVector<f64>, dy: &mut DVector<f64>) {
+            self.0.rhs(t, y.as_slice(), dy.as_mut_slice());
+        }
+    }
+    let mut solver = Dopri5::new(
+        Wrapped(system),
+        t0,
+        end,
+        dx,
+        DVector::from_vec(y0.to_vec()),
+        tol.rtol,
+        tol.atol,
+    );
+    solver
+        .integrate()
+        .map_err(|e| Error::Integration(format!("Dopri5: {e:?}")))?;
+    Ok(solver
+        .y_out()
+        .iter()
+        .map(|y| y.as_slice().to_vec())
+        .collect())
 }
 
 fn check_inputs(system: &dyn OdeSystem, y0: &[f64], interval: f64) -> Result<()> {
