@@ -117,6 +117,7 @@ impl RunConfig {
     /// statistics come from `data`.
     pub fn new(train: TrainConfig, data_path: impl Into<PathBuf>, data: &Dataset) -> Result<Self> {
         let data_path = data_path.into();
+        let normalizer = crate::train::trainer::training_normalizer(data, train.split)?;
         Ok(Self {
             format_version: RUN_FORMAT_VERSION,
             chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -124,7 +125,7 @@ impl RunConfig {
             data_path: std::fs::canonicalize(&data_path).unwrap_or(data_path),
             data: data.meta.clone(),
             names: data.names.clone(),
-            normalizer: crate::train::trainer::training_normalizer(data)?,
+            normalizer,
         })
     }
 

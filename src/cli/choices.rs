@@ -83,6 +83,20 @@ choice!(
     ScheduleName { Cosine = "cosine", Plateau = "plateau" }
 );
 
+choice!(
+    /// `--split`.
+    SplitName { Chronological = "chronological", ByTrajectory = "by-trajectory" }
+);
+
+impl From<SplitName> for chaoscast::data::window::Split {
+    fn from(s: SplitName) -> Self {
+        match s {
+            SplitName::Chronological => Self::Chronological,
+            SplitName::ByTrajectory => Self::ByTrajectory,
+        }
+    }
+}
+
 impl From<ModelName> for ModelKind {
     fn from(m: ModelName) -> Self {
         match m {

@@ -6,15 +6,13 @@ use anyhow::{Context, Result};
 use burn::backend::Flex;
 use burn::module::Module;
 use chaoscast::climate::{Climate, ClimateConfig, Scale, climate, climate_csv};
-use chaoscast::data::window::{
-    SplitFractions, WindowSpec, chronological_split, chronological_windows,
-};
+use chaoscast::data::window::{Split, SplitFractions, WindowSpec, split_rows, split_windows};
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::forecaster::Forecaster;
 use chaoscast::metrics::{ForecastReport, VPT_THRESHOLD, evaluate, persistence};
 use chaoscast::plots;
 use chaoscast::run::{RunConfig, load_metrics, load_model, write_atomic};
-use chaoscast::train::trainer::ScaledWindows;
+use chaoscast::train::trainer::{ScaledWindows, training_rows};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -119,7 +117,9 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         stride: 1,
         ..cfg.train.windows()
     };
-    let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
+    let segments = data.segments();
+    let split = cfg.train.split;
+    let sets = split_windows(&segments, spec, split, SplitFractions::default())?;
     let vars = data.vars();
     let norm = &cfg.normalizer;
     let scaled = ScaledWindows::new(&data, norm, spec);
@@ -144,15 +144,16 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         dt_lambda,
     )?;
     // The default rollout (4·H) shrinks to what the test split holds; an explicit one must fit.
-    let [_, _, test_rows] = chronological_split(data.len(), SplitFractions::default())?;
-    let room = test_rows.len().saturating_sub(spec.lookback);
+    let [_, _, test_rows] = split_rows(&segments, split, SplitFractions::default())?;
+    let longest = test_rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let room = longest.saturating_sub(spec.lookback);
     let rollout_steps = args.rollout.unwrap_or((4 * spec.horizon).min(room));
     let rollout = if rollout_steps > spec.horizon {
         let long = WindowSpec {
             horizon: rollout_steps,
             ..spec
         };
-        let starts = chronological_windows(data.len(), long, SplitFractions::default())
+        let starts = split_windows(&segments, long, split, SplitFractions::default())
             .with_context(|| format!("the test split is too short for --rollout {rollout_steps}"))?
             .test;
         let mut rolled = scaled.rollout(&model, &starts, rollout_steps, 256, &device)?;
@@ -185,7 +186,7 @@ pub(crate) fn evaluate_run(args: &Args, quiet: bool) -> Result<Report> {
         rollout_steps: rollout.as_ref().map_or(0, |_| rollout_steps),
         rollout: rollout.clone(),
         climate: if args.climate {
-            Some(judge_climate(args, &data, &sets.test, quiet)?)
+            Some(judge_climate(args, &data, split, &sets.test, quiet)?)
         } else {
             None
         },
@@ -364,7 +365,13 @@ fn score_ensemble(
 
 /// The run's climate (see [`chaoscast::climate`]) from `--starts` test windows, written to
 /// climate.csv and three plots.
-fn judge_climate(args: &Args, data: &Dataset, test: &[usize], quiet: bool) -> Result<Climate> {
+fn judge_climate(
+    args: &Args,
+    data: &Dataset,
+    split: Split,
+    test: &[usize],
+    quiet: bool,
+) -> Result<Climate> {
     let forecaster = Forecaster::load(&args.run)?;
     let (l, vars) = (forecaster.lookback(), data.vars());
     let lambda = data.meta.exponent();
@@ -391,7 +398,9 @@ fn judge_climate(args: &Args, data: &Dataset, test: &[usize], quiet: bool) -> Re
         .flat_map(|&s| data.values[s * vars..(s + l) * vars].iter().copied())
         .collect();
     let mut recipe = data.meta.recipe.clone();
-    recipe.seed = recipe.seed.wrapping_add(1);
+    // One trajectory, from a seed none of the dataset's trajectories used.
+    recipe.seed = recipe.seed.wrapping_add(recipe.trajectories.max(1) as u64);
+    recipe.trajectories = 1;
     recipe.samples = cfg.steps;
     if !quiet {
         eprintln!(
@@ -405,8 +414,7 @@ fn judge_climate(args: &Args, data: &Dataset, test: &[usize], quiet: bool) -> Re
     recipe.seed = recipe.seed.wrapping_add(1);
     let reference = chaoscast::data::generate(&recipe, &chaoscast::progress::NoProgress)?
         .select(&data.names)?;
-    let [train, _, _] = chronological_split(data.len(), SplitFractions::default())?;
-    let scale = Scale::of(&data.values[train.start * vars..train.end * vars], vars);
+    let scale = Scale::of(&training_rows(data, split)?, vars);
     if !quiet {
         eprintln!(
             "climate: {k} runs of {} steps, exponent renormalised every {} steps",

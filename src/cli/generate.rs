@@ -56,6 +56,10 @@ pub(crate) struct Args {
     /// RK4's fixed step; must divide dt.
     #[arg(long, value_name = "H")]
     step: Option<f64>,
+    /// Trajectories to integrate, in parallel over the cores, into one file with a trajectory
+    /// column: trajectory k from the initial state perturbed with seed + k [default: 1].
+    #[arg(long, value_name = "N")]
+    trajectories: Option<usize>,
     /// Also estimate the largest Lyapunov exponent and store it with the data.
     #[arg(long)]
     lyapunov: bool,
@@ -91,6 +95,7 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         spec.integrator = Some(name.parse()?);
     }
     spec.step = args.step.or(spec.step);
+    spec.trajectories = args.trajectories.or(spec.trajectories);
     let recipe = spec.resolve()?;
     let format = match args.format.as_deref() {
         Some(f) => f.parse()?,
@@ -117,8 +122,16 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
     write_dataset(&data, &args.output, format, args.force)?;
     if !quiet {
         eprintln!(
-            "wrote {} samples of {} ({} variables, dt = {}) to {} in {:.1} s",
+            "wrote {} samples{} of {} ({} variables, dt = {}) to {} in {:.1} s",
             data.len(),
+            if recipe.trajectories > 1 {
+                format!(
+                    " ({} trajectories of {})",
+                    recipe.trajectories, recipe.samples
+                )
+            } else {
+                String::new()
+            },
             recipe.system,
             data.vars(),
             recipe.dt,

@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use chaoscast::data::window::{
-    DEFAULT_LOOKBACK, SplitFractions, WindowSpec, chronological_windows,
-};
+use chaoscast::data::window::{DEFAULT_LOOKBACK, Split, SplitFractions, WindowSpec, split_windows};
 use chaoscast::data::{Dataset, Format, read_dataset};
 use chaoscast::metrics::{VPT_THRESHOLD, persistence};
 use chaoscast::train::trainer::training_normalizer;
@@ -111,8 +109,13 @@ fn persistence_line(data: &Dataset) {
         stride: 1,
     };
     let (Ok(sets), Ok(norm)) = (
-        chronological_windows(data.len(), spec, SplitFractions::default()),
-        training_normalizer(data),
+        split_windows(
+            &data.segments(),
+            spec,
+            Split::Chronological,
+            SplitFractions::default(),
+        ),
+        training_normalizer(data, Split::Chronological),
     ) else {
         return;
     };

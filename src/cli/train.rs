@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::choices::{
     BioName, DecoderName, DeviceName, FlDistName, ModelName, OptimizerName, PresetName, SamName,
-    SamplingName, ScheduleName, ScopeName,
+    SamplingName, ScheduleName, ScopeName, SplitName,
 };
 use serde::Deserialize;
 
@@ -45,7 +45,7 @@ use serde::Deserialize;
     wr-every, wr-one-sided, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
     sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, residual, mixing, schedule,\n\
     plateau-factor, plateau-patience, weight-decay, rho, input-noise, clip-grad, window-loss,\n\
-    closed-loop-epochs, bptt, output), or a run's config.json to repeat that run exactly. The run\n\
+    closed-loop-epochs, bptt, split, output), or a run's config.json to repeat that run exactly. The run\n\
     folder gets config.json first, then every epoch metrics.csv and checkpoint.bin (model, optimizer\n\
     state, history: what --resume needs), and model.mpk (the best model by validation NRMSE)\n\
     whenever it improves.")]
@@ -241,6 +241,11 @@ pub(crate) struct Settings {
     /// [default: the horizon].
     #[arg(long, value_name = "STEPS")]
     pub(crate) bptt: Option<usize>,
+    /// Split into train, validation and test: chronological (each trajectory's first 80 %,
+    /// next 10 %, last 10 %) or by-trajectory (whole trajectories of an ensemble file made by
+    /// `generate --trajectories N`) [default: chronological].
+    #[arg(long)]
+    pub(crate) split: Option<SplitName>,
     /// Run folder to create.
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -298,6 +303,7 @@ impl Settings {
             window_loss: self.window_loss.or(file.window_loss),
             closed_loop_epochs: self.closed_loop_epochs.or(file.closed_loop_epochs),
             bptt: self.bptt.or(file.bptt),
+            split: self.split.or(file.split),
             output: self.output.or(file.output),
         }
     }
@@ -528,6 +534,7 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
             "a schedule flag",
         ),
         (flags.rho.is_some(), "--rho"),
+        (flags.split.is_some(), "--split"),
         (flags.input_noise.is_some(), "--input-noise"),
         (flags.clip_grad.is_some(), "--clip-grad"),
         (flags.window_loss.is_some(), "--window-loss"),
@@ -749,6 +756,9 @@ fn overrides(mut cfg: TrainConfig, s: &Settings) -> Result<TrainConfig> {
         *patience = s.plateau_patience.unwrap_or(*patience);
     }
     cfg.input_noise = s.input_noise.unwrap_or(cfg.input_noise);
+    if let Some(split) = s.split {
+        cfg.split = split.into();
+    }
     match s.clip_grad {
         Some(0.0) => cfg.clip_grad = None,
         Some(c) => cfg.clip_grad = Some(c),

@@ -132,6 +132,13 @@ impl Dataset {
         self.names.len()
     }
 
+    /// The rows of each trajectory, back to back ([`Recipe::trajectories`] of `len / n` rows).
+    pub fn segments(&self) -> Vec<std::ops::Range<usize>> {
+        let n = self.meta.recipe.trajectories.max(1);
+        let rows = self.len() / n;
+        (0..n).map(|k| k * rows..(k + 1) * rows).collect()
+    }
+
     /// One sample (all variables).
     pub fn row(&self, i: usize) -> &[f64] {
         &self.values[i * self.vars()..(i + 1) * self.vars()]

@@ -48,6 +48,19 @@ pub struct Recipe {
     /// RK4's fixed step, which divides `dt`; only with `integrator = "rk4"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<f64>,
+    /// Trajectories in the file (default 1, then left out). Trajectory k starts from the
+    /// initial state perturbed with seed `seed + k` (so it is the single trajectory the recipe
+    /// with that seed gives), and each has `samples` rows after its own transient.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub trajectories: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// A recipe as written in a TOML file or given by flags: the system, and any fields to override.
@@ -81,6 +94,8 @@ pub struct RecipeSpec {
     pub integrator: Option<Integrator>,
     /// RK4's fixed step.
     pub step: Option<f64>,
+    /// Trajectories (default 1).
+    pub trajectories: Option<usize>,
 }
 
 impl RecipeSpec {
@@ -128,6 +143,7 @@ impl RecipeSpec {
             lyapunov: self.lyapunov.or(at_defaults.then_some(defaults.lyapunov)),
             integrator: self.integrator.unwrap_or_default(),
             step: self.step,
+            trajectories: self.trajectories.unwrap_or(1),
         };
         recipe.validate()?;
         Ok(recipe)
@@ -144,6 +160,9 @@ impl Recipe {
         ensure_non_negative("perturbation", self.perturbation)?;
         if self.samples == 0 {
             return Err(Error::config("samples", "must be at least 1"));
+        }
+        if self.trajectories == 0 {
+            return Err(Error::config("trajectories", "must be at least 1"));
         }
         if self.horizon == Some(0) {
             return Err(Error::config("horizon", "must be at least 1 step"));
@@ -199,8 +218,31 @@ impl Recipe {
 /// transient, then record `samples` states every `dt` (the first at `t = 0`).
 ///
 /// Deterministic: the same recipe gives bit-identical values.
+/// With several trajectories, they are integrated in parallel over the cores and stored back to
+/// back (see [`Recipe::trajectories`]).
 pub fn generate(recipe: &Recipe, progress: &dyn Progress) -> Result<Dataset> {
     recipe.validate()?;
+    if recipe.trajectories > 1 {
+        use rayon::prelude::*;
+        let parts: Vec<Dataset> = (0..recipe.trajectories)
+            .into_par_iter()
+            .map(|k| {
+                let one = Recipe {
+                    seed: recipe.seed.wrapping_add(k as u64),
+                    trajectories: 1,
+                    ..recipe.clone()
+                };
+                generate(&one, &crate::progress::NoProgress)
+            })
+            .collect::<Result<_>>()?;
+        progress.update(1.0);
+        return Ok(Dataset {
+            meta: DatasetMeta::new(recipe.clone()),
+            names: parts[0].names.clone(),
+            t: parts.iter().flat_map(|p| p.t.iter().copied()).collect(),
+            values: parts.into_iter().flat_map(|p| p.values).collect(),
+        });
+    }
     let system = recipe.system.build(&recipe.params)?;
     let method = recipe.method();
     let record = (recipe.samples - 1) as f64 * recipe.dt;

@@ -327,8 +327,17 @@ pub fn write_table(table: &Table, path: &Path, overwrite: bool) -> Result<()> {
 }
 
 fn to_frame(ds: &Dataset) -> PolarsResult<DataFrame> {
-    let mut columns = Vec::with_capacity(ds.vars() + 1);
+    let mut columns = Vec::with_capacity(ds.vars() + 2);
     columns.push(Column::new("t".into(), ds.t.clone()));
+    if ds.meta.recipe.trajectories > 1 {
+        let trajectory: Vec<u32> = ds
+            .segments()
+            .iter()
+            .enumerate()
+            .flat_map(|(k, r)| std::iter::repeat_n(k as u32, r.len()))
+            .collect();
+        columns.push(Column::new("trajectory".into(), trajectory));
+    }
     for (j, name) in ds.names.iter().enumerate() {
         columns.push(Column::new(name.as_str().into(), ds.column(j)));
     }
@@ -345,7 +354,34 @@ fn from_frame(frame: &DataFrame, meta: DatasetMeta, path: &Path) -> Result<Datas
         .validate()
         .map_err(|e| bad(format!("its recipe is not valid ({e})")))?;
     let expected = meta.recipe.system.build(&meta.recipe.params)?.var_names();
-    let names: Vec<String> = columns[1..].iter().map(|c| c.name().to_string()).collect();
+    // An ensemble file has a trajectory column after t: 0 for the first `samples` rows, and so on.
+    let first_var = if meta.recipe.trajectories > 1 { 2 } else { 1 };
+    if first_var == 2 {
+        let (n, samples) = (meta.recipe.trajectories, meta.recipe.samples);
+        let column = columns
+            .get(1)
+            .filter(|c| c.name().as_str() == "trajectory")
+            .ok_or_else(|| {
+                bad("its recipe has several trajectories but no 'trajectory' column".into())
+            })?;
+        let cast = column
+            .cast(&DataType::Float64)
+            .map_err(|e| bad(format!("column trajectory is not numeric ({e})")))?;
+        let ids = cast.f64().map_err(|e| bad(e.to_string()))?;
+        let expected_ids = (0..n).flat_map(|k| std::iter::repeat_n(k as f64, samples));
+        if ids.len() != n * samples
+            || ids.null_count() > 0
+            || ids.into_no_null_iter().ne(expected_ids)
+        {
+            return Err(bad(format!(
+                "its trajectory column does not hold {n} trajectories of {samples} rows each, in order"
+            )));
+        }
+    }
+    let names: Vec<String> = columns[first_var..]
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
     if names != expected {
         return Err(bad(format!(
             "its columns do not match its recipe: expected {} variables ({} ...), found {}",
@@ -381,7 +417,7 @@ fn from_frame(frame: &DataFrame, meta: DatasetMeta, path: &Path) -> Result<Datas
     let t = read(&columns[0])?;
     finite(&columns[0], &t)?;
     let mut values = vec![0.0; t.len() * names.len()];
-    for (j, c) in columns[1..].iter().enumerate() {
+    for (j, c) in columns[first_var..].iter().enumerate() {
         let column = read(c)?;
         finite(c, &column)?;
         for (i, v) in column.into_iter().enumerate() {

@@ -142,6 +142,115 @@ pub fn chronological_windows(
     Ok(sets)
 }
 
+/// How a dataset of one or more trajectories is split into train, validation and test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// Each trajectory chronologically (its first 80 % train, then 10 % validation, 10 % test);
+    /// for one trajectory, the protocol of SPEC.md §3.
+    #[default]
+    Chronological,
+    /// Whole trajectories: the first 80 % of them (rounded) train, the next 10 % validate, the
+    /// rest test; needs at least three.
+    ByTrajectory,
+}
+
+impl Split {
+    /// Whether it is the default, chronological split.
+    pub fn is_default(&self) -> bool {
+        *self == Self::Chronological
+    }
+}
+
+/// The row ranges of each part (train, validation, test) of a series made of `segments`
+/// (trajectories, back to back), split by `split`. No range crosses a segment's end.
+pub fn split_rows(
+    segments: &[Range<usize>],
+    split: Split,
+    fractions: SplitFractions,
+) -> Result<[Vec<Range<usize>>; 3]> {
+    fractions.validate()?;
+    let mut parts: [Vec<Range<usize>>; 3] = Default::default();
+    match split {
+        Split::Chronological => {
+            for seg in segments {
+                let ranges = chronological_split(seg.len(), fractions)?;
+                for (part, r) in parts.iter_mut().zip(ranges) {
+                    part.push(seg.start + r.start..seg.start + r.end);
+                }
+            }
+        }
+        Split::ByTrajectory => {
+            let n = segments.len();
+            let train = (n as f64 * fractions.train).round() as usize;
+            let val = (n as f64 * (fractions.train + fractions.val)).round() as usize;
+            if train == 0 || val == train || val >= n {
+                return Err(Error::config(
+                    "split",
+                    format!(
+                        "by-trajectory needs a trajectory in each of train, validation and test, \
+                         and {n} trajectories give {train}, {} and {}; generate more \
+                         (--trajectories) or split chronologically",
+                        val.saturating_sub(train),
+                        n.saturating_sub(val)
+                    ),
+                ));
+            }
+            parts[0] = segments[..train].to_vec();
+            parts[1] = segments[train..val].to_vec();
+            parts[2] = segments[val..].to_vec();
+        }
+    }
+    Ok(parts)
+}
+
+/// Windows of a series made of `segments`, split by `split`: every window lies inside one part
+/// of one segment, so none crosses a trajectory's end or reads another part. For one segment
+/// and [`Split::Chronological`] these are [`chronological_windows`].
+pub fn split_windows(
+    segments: &[Range<usize>],
+    spec: WindowSpec,
+    split: Split,
+    fractions: SplitFractions,
+) -> Result<WindowSets> {
+    spec.validate()?;
+    let parts = split_rows(segments, split, fractions)?;
+    let starts = |ranges: &[Range<usize>]| -> Vec<usize> {
+        ranges
+            .iter()
+            .flat_map(|r| window_starts(r.clone(), spec))
+            .collect()
+    };
+    let sets = WindowSets {
+        train: starts(&parts[0]),
+        val: starts(&parts[1]),
+        test: starts(&parts[2]),
+    };
+    for (name, ranges, windows) in [
+        ("training", &parts[0], &sets.train),
+        ("validation", &parts[1], &sets.val),
+        ("test", &parts[2], &sets.test),
+    ] {
+        if windows.is_empty() {
+            let longest = ranges.iter().map(|r| r.len()).max().unwrap_or(0);
+            return Err(Error::config(
+                "lookback + horizon",
+                format!(
+                    "a window spans {} steps but the {name} part has only {longest} samples{}; \
+                     use a longer series or a shorter lookback or horizon",
+                    spec.span(),
+                    if ranges.len() > 1 {
+                        " in its longest trajectory"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(sets)
+}
+
 /// Windows for the Flipped-Classroom protocol: non-overlapping windows over the whole series,
 /// shuffled with `seed`, then split by the fractions.
 pub fn flipped_classroom_windows(
@@ -230,5 +339,52 @@ mod tests {
         let mut all: Vec<usize> = [a.train, a.val, a.test].concat();
         all.sort();
         assert_eq!(all, (0..100).map(|i| i * 7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn windows_never_cross_a_trajectory_or_a_part() {
+        let segments: Vec<Range<usize>> = (0..10).map(|k| k * 100..(k + 1) * 100).collect();
+        let spec = WindowSpec {
+            lookback: 6,
+            horizon: 3,
+            stride: 1,
+        };
+        for split in [Split::Chronological, Split::ByTrajectory] {
+            let parts = split_rows(&segments, split, SplitFractions::default()).unwrap();
+            let sets = split_windows(&segments, spec, split, SplitFractions::default()).unwrap();
+            for (windows, ranges) in [&sets.train, &sets.val, &sets.test].iter().zip(&parts) {
+                assert!(!windows.is_empty());
+                for &w in windows.iter() {
+                    let inside = ranges
+                        .iter()
+                        .any(|r| r.start <= w && w + spec.span() <= r.end);
+                    assert!(inside, "{split:?}: window {w} leaves its part");
+                    let seg = segments.iter().find(|s| s.contains(&w)).unwrap();
+                    assert!(w + spec.span() <= seg.end, "{split:?}: {w} crosses");
+                }
+            }
+        }
+        // By trajectory: 10 give 8 / 1 / 1; 5 round to 4 / 1 / 0, which is refused.
+        let parts = split_rows(&segments, Split::ByTrajectory, SplitFractions::default()).unwrap();
+        assert_eq!(parts.map(|p| p.len()), [8, 1, 1]);
+        assert!(
+            split_rows(
+                &segments[..5],
+                Split::ByTrajectory,
+                SplitFractions::default()
+            )
+            .is_err()
+        );
+        // One segment, chronological: the SPEC's protocol exactly.
+        assert_eq!(
+            split_windows(
+                std::slice::from_ref(&(0..500)),
+                spec,
+                Split::Chronological,
+                SplitFractions::default()
+            )
+            .unwrap(),
+            chronological_windows(500, spec, SplitFractions::default()).unwrap()
+        );
     }
 }

@@ -9,12 +9,19 @@ use serde::{Deserialize, Serialize};
 use super::trainer::{ScaledWindows, TrainConfig, training_normalizer, validate};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
-use crate::data::window::{SplitFractions, chronological_split, chronological_windows};
+use crate::data::window::{SplitFractions, chronological_split, split_windows};
 use crate::error::{Error, Result};
 use crate::models::{Esn, EsnConfig, Model, ModelConfig};
 
 /// The z-scored training split of `data`, row-major.
 pub fn training_series(data: &Dataset, normalizer: &Normalizer) -> Result<Vec<f64>> {
+    if data.segments().len() > 1 {
+        return Err(Error::config(
+            "trajectories",
+            "the ESN's readout is fitted on one continuous series, and this dataset holds several \
+             trajectories; train the ESN on a single-trajectory dataset",
+        ));
+    }
     let d = data.vars();
     let [rows, _, _] = chronological_split(data.len(), SplitFractions::default())?;
     let mut series = data.values[rows.start * d..rows.end * d].to_vec();
@@ -95,10 +102,10 @@ pub fn search<B: Backend>(
         ));
     }
     cfg.validate()?;
-    let normalizer = training_normalizer(data)?;
+    let normalizer = training_normalizer(data, cfg.split)?;
     let series = training_series(data, &normalizer)?;
     let spec = cfg.windows();
-    let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
+    let sets = split_windows(&data.segments(), spec, cfg.split, SplitFractions::default())?;
     let windows = ScaledWindows::new(data, &normalizer, spec);
     let total = grid.spectral_radius.len() * grid.leak.len() * grid.ridge.len();
     let mut rows = Vec::with_capacity(total);

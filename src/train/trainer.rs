@@ -40,7 +40,7 @@ use crate::bio::rejuvenate::rejuvenate_model;
 use crate::bio::{BioConfig, split};
 use crate::data::Dataset;
 use crate::data::normalize::Normalizer;
-use crate::data::window::{SplitFractions, WindowSpec, chronological_split, chronological_windows};
+use crate::data::window::{Split, SplitFractions, WindowSpec, split_rows, split_windows};
 use crate::error::{Error, Result, ensure_non_negative, ensure_positive};
 use crate::metrics::{VPT_THRESHOLD, evaluate};
 use crate::models::{Decoder, Feed, Model, ModelConfig, ModelKind, Preset, Teacher};
@@ -119,6 +119,11 @@ pub struct TrainConfig {
     /// (default: none).
     #[serde(default)]
     pub closed_loop: Option<ClosedLoop>,
+    /// How the dataset is split into train, validation and test: each trajectory
+    /// chronologically (default), or by whole trajectories. Left out of config.json when
+    /// default, so runs and `compare` cell keys from before the choice stay the same.
+    #[serde(default, skip_serializing_if = "Split::is_default")]
+    pub split: Split,
 }
 
 /// Closed-loop fine-tuning (see [`TrainConfig::closed_loop`]).
@@ -157,6 +162,7 @@ impl TrainConfig {
             clip_grad: None,
             window_loss: false,
             closed_loop: None,
+            split: Split::Chronological,
         }
     }
 
@@ -730,12 +736,12 @@ fn fit_esn<B: AutodiffBackend>(
 ) -> Result<TrainOutcome<B>> {
     check_vars(cfg, data)?;
     let start = Instant::now();
-    let normalizer = training_normalizer(data)?;
+    let normalizer = training_normalizer(data, cfg.split)?;
     let series = super::esn::training_series(data, &normalizer)?;
     let (fitted, train_mse) = super::esn::fit::<B>(esn, &series, device)?;
     let model = Model::Esn(fitted);
     let spec = cfg.windows();
-    let sets = chronological_windows(data.len(), spec, SplitFractions::default())?;
+    let sets = split_windows(&data.segments(), spec, cfg.split, SplitFractions::default())?;
     let windows = ScaledWindows::new(data, &normalizer, spec);
     let (val_loss, val_nrmse) = validate(
         &model.valid(),
@@ -803,8 +809,8 @@ fn run_epochs<B: AutodiffBackend>(
     check_vars(cfg, data)?;
     let spec = cfg.windows();
     let fractions = SplitFractions::default();
-    let sets = chronological_windows(data.len(), spec, fractions)?;
-    let normalizer = training_normalizer(data)?;
+    let sets = split_windows(&data.segments(), spec, cfg.split, fractions)?;
+    let normalizer = training_normalizer(data, cfg.split)?;
     let windows = ScaledWindows::new(data, &normalizer, spec);
 
     let autoregressive = cfg.model.is_autoregressive();
@@ -1008,10 +1014,19 @@ fn with_noise<B: Backend, const D: usize>(
 }
 
 /// The z-score statistics of the dataset's training split (the first 80 %).
-pub fn training_normalizer(data: &Dataset) -> Result<Normalizer> {
+pub fn training_normalizer(data: &Dataset, split: Split) -> Result<Normalizer> {
+    Normalizer::fit(&training_rows(data, split)?, data.vars())
+}
+
+/// The values of the training part of `data` under `split`, row-major (the trajectories' training
+/// rows back to back).
+pub fn training_rows(data: &Dataset, split: Split) -> Result<Vec<f64>> {
     let vars = data.vars();
-    let [rows, _, _] = chronological_split(data.len(), SplitFractions::default())?;
-    Normalizer::fit(&data.values[rows.start * vars..rows.end * vars], vars)
+    let [train, _, _] = split_rows(&data.segments(), split, SplitFractions::default())?;
+    Ok(train
+        .iter()
+        .flat_map(|r| data.values[r.start * vars..r.end * vars].iter().copied())
+        .collect())
 }
 
 /// Validation MSE (z-scored) and median NRMSE (de-normalised) over `starts`.

@@ -179,3 +179,141 @@ fn persistence_on_the_thomas_recipe_is_about_0_84() {
     assert!((0.78..0.90).contains(&r.nrmse_median), "{r:?}");
     assert!(r.vpt_median_steps < 41.0);
 }
+
+/// `generate --trajectories N` writes N trajectories back to back with a trajectory column;
+/// trajectory k is the single trajectory of seed k; files round-trip in both formats.
+#[test]
+fn ensembles_of_trajectories_are_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen_ = |args: &str| {
+        let mut all = vec!["generate"];
+        all.extend(args.split(' '));
+        all.push("-q");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+            .args(&all)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gen_("thomas --samples 120 --horizon 5 --trajectories 3 -o e.parquet");
+    gen_("thomas --samples 120 --horizon 5 --trajectories 3 --format csv -o e.csv");
+    let e = read_dataset(&d.join("e.parquet")).unwrap();
+    assert_eq!(e.len(), 360);
+    assert_eq!(e.segments(), vec![0..120, 120..240, 240..360]);
+    assert_eq!(e.t[120], 0.0, "each trajectory's time starts at 0");
+    let csv = read_dataset(&d.join("e.csv")).unwrap();
+    assert_eq!(csv.values, e.values);
+    let header = std::fs::read_to_string(d.join("e.csv")).unwrap();
+    assert!(
+        header.starts_with("t,trajectory,x,y,z\n"),
+        "{}",
+        &header[..40]
+    );
+    for k in 0..3 {
+        gen_(&format!(
+            "thomas --samples 120 --horizon 5 --seed {k} -o s{k}.parquet"
+        ));
+        let single = read_dataset(&d.join(format!("s{k}.parquet"))).unwrap();
+        assert_eq!(
+            single.values,
+            e.values[k * 360..(k + 1) * 360],
+            "trajectory {k}"
+        );
+    }
+    // A trajectory column out of order is refused.
+    let text = header.replacen("\n0.0,0,", "\n0.0,2,", 1);
+    std::fs::write(d.join("bad.csv"), text).unwrap();
+    std::fs::copy(d.join("e.json"), d.join("bad.json")).unwrap();
+    let err = read_dataset(&d.join("bad.csv")).unwrap_err().to_string();
+    assert!(err.contains("trajectory column"), "{err}");
+}
+
+/// An ensemble file trains and evaluates end to end, split chronologically within each
+/// trajectory or by whole trajectories; the ESN, fitted on one continuous series, refuses it.
+#[test]
+fn ensembles_train_and_evaluate_by_either_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "generate",
+        "thomas",
+        "--samples",
+        "200",
+        "--horizon",
+        "5",
+        "--trajectories",
+        "10",
+        "-o",
+        "e.parquet",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (split, test_windows) in [("chronological", 10 * 6), ("by-trajectory", 200 - 15 + 1)] {
+        let folder = format!("run-{split}");
+        let out = run(&[
+            "train",
+            "--data",
+            "e.parquet",
+            "--model",
+            "gru",
+            "--lookback",
+            "10",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--split",
+            split,
+            "-o",
+            &folder,
+            "-q",
+        ]);
+        assert!(
+            out.status.success(),
+            "{split}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&["eval", &folder, "-q", "--rollout", "0"]);
+        assert!(
+            out.status.success(),
+            "{split}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join(&folder).join("report.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["model_report"]["windows"], test_windows, "{split}");
+    }
+    let out = run(&[
+        "train",
+        "--data",
+        "e.parquet",
+        "--model",
+        "esn",
+        "--lookback",
+        "10",
+        "-o",
+        "esn",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("several trajectories"), "{err}");
+}

@@ -512,7 +512,8 @@ fn the_one_step_window_recipe_learns_a_closed_loop_forecast() {
         use chaoscast::data::window::{SplitFractions, chronological_windows};
         let sets =
             chronological_windows(data.len(), cfg.windows(), SplitFractions::default()).unwrap();
-        let norm = chaoscast::train::trainer::training_normalizer(&data).unwrap();
+        let norm =
+            chaoscast::train::trainer::training_normalizer(&data, Default::default()).unwrap();
         chaoscast::metrics::persistence(
             &data.values,
             &sets.val,
