@@ -95,6 +95,18 @@ fn parent_dir(path: &Path) -> &Path {
 /// Writes a dataset atomically in `format`; refuses to replace an existing file unless
 /// `overwrite`.
 pub fn write_dataset(ds: &Dataset, path: &Path, format: Format, overwrite: bool) -> Result<()> {
+    write_dataset_observed(ds, path, format, overwrite, &mut || {})
+}
+
+/// [`write_dataset`], calling `between` after each step that changes what is on disk while a
+/// CSV pair is replaced (the tests read the files there, as a crash would leave them).
+fn write_dataset_observed(
+    ds: &Dataset,
+    path: &Path,
+    format: Format,
+    overwrite: bool,
+    between: &mut dyn FnMut(),
+) -> Result<()> {
     check_output(path, format, overwrite)?;
     let meta = serde_json::to_string_pretty(&ds.meta)
         .map_err(|e| Error::storage(path, format!("cannot encode the metadata: {e}")))?;
@@ -128,7 +140,9 @@ pub fn write_dataset(ds: &Dataset, path: &Path, format: Format, overwrite: bool)
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &side_path, e)),
             }
+            between();
             out.commit(file)?;
+            between();
             side.commit(side_file)
         }
     }
@@ -475,5 +489,44 @@ impl Drop for AtomicFile {
         if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{RecipeSpec, generate};
+    use crate::progress::NoProgress;
+    use crate::systems::SystemName;
+
+    /// Replacing a CSV dataset never leaves a recipe beside values it does not describe: read at
+    /// every step of the replacement (where a crash could stop it), the pair is the old one, an
+    /// error, or the new one. (Committing the sidecar first paired the new recipe with the old
+    /// values.)
+    #[test]
+    fn a_csv_pair_is_never_mismatched_mid_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        let data = |seed| {
+            let mut spec = RecipeSpec::for_system(SystemName::Thomas);
+            spec.samples = Some(50);
+            spec.seed = Some(seed);
+            generate(&spec.resolve().unwrap(), &NoProgress).unwrap()
+        };
+        let (old, new) = (data(0), data(1));
+        write_dataset(&old, &path, Format::Csv, false).unwrap();
+        let mut seen = Vec::new();
+        write_dataset_observed(&new, &path, Format::Csv, true, &mut || {
+            seen.push(match read_dataset(&path) {
+                Ok(d) if d.values == old.values && d.meta == old.meta => "old",
+                Ok(d) if d.values == new.values && d.meta == new.meta => "new",
+                Ok(_) => "mismatched",
+                Err(_) => "error",
+            });
+        })
+        .unwrap();
+        assert_eq!(seen, ["error", "error"]);
+        let back = read_dataset(&path).unwrap();
+        assert_eq!((back.values, back.meta), (new.values, new.meta));
     }
 }
