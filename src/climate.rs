@@ -13,8 +13,8 @@
 //!   segments aligns the perturbation and is not counted.
 //! - **Invariant density**: per variable, the Wasserstein-1 distance between the model's values
 //!   and the true trajectory's (the area between their quantile functions), in units of the
-//!   variable's training standard deviation σ; 0 for equal distributions, about 1.13 between
-//!   two independent Gaussians' locations one σ apart.
+//!   variable's training standard deviation σ; 0 for equal distributions, 1 between two equal
+//!   distributions shifted one σ apart.
 //! - **Spectrum**: per variable, Welch's periodogram (Hann window, half-overlapping segments of up
 //!   to 256 steps, frequencies from 1/segment to the Nyquist frequency 1/(2Δt), the mean
 //!   excluded); the distance is the mean absolute difference of log₁₀ power over frequencies and
@@ -65,7 +65,16 @@ impl<B: burn::prelude::Backend> Autonomous for crate::forecaster::Forecaster<B> 
             .collect();
         match self.rollout_batch(&histories, steps) {
             Ok(out) => Ok(out.into_iter().flatten().flatten().map(f64::from).collect()),
-            // A run that left the finite numbers goes on as non-finite: the verdict says so.
+            // A window that left the finite numbers refuses the whole batch: run each alone, a
+            // non-finite one going on as non-finite (the verdict says so), so one bad start does
+            // not take the others with it.
+            Err(crate::forecaster::ForecastError::NonFinite { .. }) if n > 1 => {
+                let mut out = Vec::with_capacity(n * steps * d);
+                for i in 0..n {
+                    out.extend(self.run(&windows[i * l * d..(i + 1) * l * d], 1, steps)?);
+                }
+                Ok(out)
+            }
             Err(crate::forecaster::ForecastError::NonFinite { .. }) => {
                 Ok(vec![f64::NAN; n * steps * d])
             }

@@ -67,7 +67,7 @@ pub fn checkpoint_path(run: &Path) -> PathBuf {
 
 /// The files `train`, `eval` and `compare` write into a run folder, besides the numbered
 /// forecast plots (`forecast_N.png`).
-pub const RUN_FILES: [&str; 11] = [
+pub const RUN_FILES: [&str; 15] = [
     "config.json",
     "metrics.csv",
     "model.mpk",
@@ -79,6 +79,10 @@ pub const RUN_FILES: [&str; 11] = [
     "loss.png",
     "diverged.txt",
     "cell.json",
+    "climate.csv",
+    "climate_attractor.png",
+    "climate_spectra.png",
+    "climate_density.png",
 ];
 
 /// Removes every run file ([`RUN_FILES`], the forecast plots) from `run`, so that nothing of an

@@ -289,6 +289,14 @@ pub(crate) fn run(args: Args, quiet: bool) -> Result<()> {
         );
         return Ok(());
     }
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: {} cells are held by other workers and left out of these tables (the first: {}); \
+             run `compare --summarise` once they finish",
+            missing.len(),
+            missing[0]
+        );
+    }
     write_tables(
         &args.output,
         &done,
@@ -432,8 +440,13 @@ impl Claim {
                     if !gone {
                         return Ok(None);
                     }
-                    // A dead worker's claim: remove it and try once more.
-                    let _ = std::fs::remove_file(&path);
+                    // A dead worker's claim: move it aside and try once more. Only one worker's
+                    // rename succeeds, so two never both take it over.
+                    let aside = folder.join(format!("claim.stale.{}", std::process::id()));
+                    if std::fs::rename(&path, &aside).is_err() {
+                        return Ok(None);
+                    }
+                    let _ = std::fs::remove_file(&aside);
                 }
                 Err(e) => {
                     return Err(

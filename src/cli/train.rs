@@ -573,6 +573,21 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
     run_cfg.train.validate()?;
     let device = flags.device.unwrap_or(DeviceName::Cpu);
     check_device(device)?;
+    if !chaoscast::run::checkpoint_path(run).is_file() {
+        bail!(
+            "{} holds no checkpoint.bin, so there is nothing to resume; train it anew with --force",
+            run.display()
+        );
+    }
+    // Refused before config.json is rewritten with the new limits.
+    let history = chaoscast::run::load_metrics(run)?;
+    let best = history
+        .iter()
+        .min_by(|a, b| a.val_nrmse.total_cmp(&b.val_nrmse))
+        .map_or(0, |m| m.epoch);
+    if let Some(why) = nothing_left(&run_cfg.train, &history, best) {
+        return Err(chaoscast::Error::NothingToResume(why).into());
+    }
     run_cfg.save(run)?;
     let cfg = run_cfg.train.clone();
     let job = Job {

@@ -150,8 +150,8 @@ pub enum Split {
     /// for one trajectory, the protocol of SPEC.md §3.
     #[default]
     Chronological,
-    /// Whole trajectories: the first 80 % of them (rounded) train, the next 10 % validate, the
-    /// rest test; needs at least three.
+    /// Whole trajectories: the first 80 % of them (rounded, leaving at least one to each other
+    /// part) train, the next 10 % validate, the rest test; needs at least three.
     ByTrajectory,
 }
 
@@ -181,10 +181,15 @@ pub fn split_rows(
             }
         }
         Split::ByTrajectory => {
+            // Rounded, then moved so that each part keeps at least one trajectory.
             let n = segments.len();
-            let train = (n as f64 * fractions.train).round() as usize;
-            let val = (n as f64 * (fractions.train + fractions.val)).round() as usize;
-            if train == 0 || val == train || val >= n {
+            let train = ((n as f64 * fractions.train).round() as usize)
+                .min(n.saturating_sub(2))
+                .max(1);
+            let val = ((n as f64 * (fractions.train + fractions.val)).round() as usize)
+                .min(n.saturating_sub(1))
+                .max(train + 1);
+            if n < 3 {
                 return Err(Error::config(
                     "split",
                     format!(
@@ -364,17 +369,20 @@ mod tests {
                 }
             }
         }
-        // By trajectory: 10 give 8 / 1 / 1; 5 round to 4 / 1 / 0, which is refused.
-        let parts = split_rows(&segments, Split::ByTrajectory, SplitFractions::default()).unwrap();
-        assert_eq!(parts.map(|p| p.len()), [8, 1, 1]);
-        assert!(
+        // By trajectory: 10 give 8 / 1 / 1; 5 give 3 / 1 / 1 and 3 give 1 / 1 / 1 (each part
+        // keeps one); 2 are refused.
+        let counts = |n: usize| {
             split_rows(
-                &segments[..5],
+                &segments[..n],
                 Split::ByTrajectory,
-                SplitFractions::default()
+                SplitFractions::default(),
             )
-            .is_err()
-        );
+            .map(|p| p.map(|p| p.len()))
+        };
+        assert_eq!(counts(10).unwrap(), [8, 1, 1]);
+        assert_eq!(counts(5).unwrap(), [3, 1, 1]);
+        assert_eq!(counts(3).unwrap(), [1, 1, 1]);
+        assert!(counts(2).is_err());
         // One segment, chronological: the SPEC's protocol exactly.
         assert_eq!(
             split_windows(

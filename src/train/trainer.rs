@@ -704,6 +704,13 @@ pub fn nothing_left(
                 .into(),
         );
     }
+    if done > cfg.epochs {
+        return Some(format!(
+            "it has trained {done} epochs, more than the {} asked for; pass --epochs with more \
+             than {done} to train further",
+            cfg.epochs
+        ));
+    }
     if done >= cfg.epochs {
         return Some(format!(
             "it has trained all {done} of its {} epochs; pass --epochs with more than {done} to \
