@@ -128,7 +128,6 @@ fn size_thread_pool() -> Result<()> {
 /// error is one sentence; `--help` and `--version` print as usual.
 pub fn run() -> Result<()> {
     install_signals();
-    size_thread_pool()?;
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
@@ -146,6 +145,8 @@ pub fn run() -> Result<()> {
         }
         Err(err) => err.exit(),
     };
+    // After parsing, so that --help and a usage error never depend on the environment.
+    size_thread_pool()?;
     match cli.command {
         Command::Generate(args) => generate::run(args, cli.quiet),
         Command::Lyapunov(args) => lyapunov::run(args, cli.quiet),

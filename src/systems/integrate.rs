@@ -173,11 +173,21 @@ pub fn advance_by(
                 return Ok(y0.to_vec());
             }
             // ode_solvers adds its end point only within a tolerance of it: ask for the dense
-            // output at t0 + duration on a run that ends half a duration later.
-            let out = dopri5(system, y0, t0, t0 + 1.5 * duration, duration, tol)?;
-            out.into_iter()
-                .nth(1)
-                .ok_or_else(|| Error::Integration("Dopri5 gave no output at the end".into()))?
+            // output at the piece's end on a run that ends half a piece later. Pieces of at most
+            // DOPRI5_PIECE time units keep each run under ode_solvers' 100,000-step limit.
+            let mut y = y0.to_vec();
+            let mut t = t0;
+            let end = t0 + duration;
+            while t < end {
+                let piece = (end - t).min(DOPRI5_PIECE);
+                let out = dopri5(system, &y, t, t + 1.5 * piece, piece, tol)?;
+                y = out
+                    .into_iter()
+                    .nth(1)
+                    .ok_or_else(|| Error::Integration("Dopri5 gave no output at the end".into()))?;
+                t += piece;
+            }
+            y
         }
     };
     progress.update(1.0);
@@ -224,16 +234,30 @@ pub fn sample_by(
         }
         _ => {
             // Outputs within 1e-9 of ode_solvers' end point are extrapolated, not interpolated:
-            // end half a sample later and keep the first `samples`.
-            let end = t0 + (samples as f64 - 0.5) * dt;
-            let out = dopri5(system, y0, t0, end, dt, tol)?;
-            if out.len() < samples {
-                return Err(Error::Integration(format!(
-                    "Dopri5 gave {} of {samples} samples",
-                    out.len()
-                )));
+            // each run ends half a sample after its last output. Runs of at most
+            // DOPRI5_SAMPLES samples, each from the last one's final state, keep every run under
+            // ode_solvers' 100,000-step limit.
+            let mut rows: Vec<f64> = Vec::with_capacity(samples * n);
+            rows.extend_from_slice(y0);
+            let mut done = 1;
+            while done < samples {
+                let count = (samples - done).min(DOPRI5_SAMPLES);
+                let t = t0 + (done - 1) as f64 * dt;
+                let start = rows[(done - 1) * n..done * n].to_vec();
+                let out = dopri5(system, &start, t, t + (count as f64 + 0.5) * dt, dt, tol)?;
+                if out.len() < count + 1 {
+                    return Err(Error::Integration(format!(
+                        "Dopri5 gave {} of {} samples",
+                        out.len(),
+                        count + 1
+                    )));
+                }
+                for row in out.into_iter().skip(1).take(count) {
+                    rows.extend(row);
+                }
+                done += count;
             }
-            out.into_iter().take(samples).flatten().collect()
+            rows
         }
     };
     progress.update(1.0);
@@ -245,6 +269,11 @@ pub fn sample_by(
     }
     Ok(rows)
 }
+
+/// The longest Dopri5 run of [`advance_by`], in time units.
+const DOPRI5_PIECE: f64 = 10.0;
+/// The most samples one Dopri5 run of [`sample_by`] records.
+const DOPRI5_SAMPLES: usize = 200;
 
 /// The RK4 steps per sample: `dt / step`, which must be a whole number.
 pub fn rk4_steps_per_sample(dt: f64, step: f64) -> Result<usize> {
