@@ -250,10 +250,8 @@ impl<B: Backend> Forecaster<B> {
         seed: u64,
     ) -> std::result::Result<Ensemble, ForecastError> {
         use rand::{Rng, SeedableRng};
-        let (l, d) = (self.lookback(), self.vars());
-        // Checks the history once, as one member.
-        self.windows(&[history])?;
-        let recent = &history[history.len() - l..];
+        let d = self.vars();
+        let recent = self.recent(history)?;
         let copies: Vec<Vec<Vec<f32>>> = (0..members.max(1))
             .map(|k| {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -281,6 +279,39 @@ impl<B: Backend> Forecaster<B> {
         Ok(Ensemble::of(runs))
     }
 
+    /// The last `lookback` rows of `history`, checked: enough rows, each of `vars` finite values.
+    fn recent<'h, R: AsRef<[f32]>>(
+        &self,
+        history: &'h [R],
+    ) -> std::result::Result<&'h [R], ForecastError> {
+        let (l, d) = (self.lookback(), self.vars());
+        if history.len() < l {
+            return Err(ForecastError::HistoryTooShort {
+                needed: l,
+                got: history.len(),
+            });
+        }
+        let first = history.len() - l;
+        for (i, row) in history[first..].iter().enumerate() {
+            let row = row.as_ref();
+            if row.len() != d {
+                return Err(ForecastError::WrongColumns {
+                    row: first + i + 1,
+                    expected: d,
+                    got: row.len(),
+                    names: self.names().join(", "),
+                });
+            }
+            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                return Err(ForecastError::NonFinite {
+                    row: first + i + 1,
+                    column: self.names()[j].clone(),
+                });
+            }
+        }
+        Ok(&history[first..])
+    }
+
     /// The last `lookback` rows of each history, checked and z-scored, as `[n, lookback, vars]`.
     fn windows<H: AsRef<[R]>, R: AsRef<[f32]>>(
         &self,
@@ -289,31 +320,8 @@ impl<B: Backend> Forecaster<B> {
         let (l, d) = (self.lookback(), self.vars());
         let mut x: Vec<f64> = Vec::with_capacity(histories.len() * l * d);
         for history in histories {
-            let history = history.as_ref();
-            if history.len() < l {
-                return Err(ForecastError::HistoryTooShort {
-                    needed: l,
-                    got: history.len(),
-                });
-            }
-            let first = history.len() - l;
-            for (i, row) in history[first..].iter().enumerate() {
-                let row = row.as_ref();
-                if row.len() != d {
-                    return Err(ForecastError::WrongColumns {
-                        row: first + i + 1,
-                        expected: d,
-                        got: row.len(),
-                        names: self.names().join(", "),
-                    });
-                }
-                if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                    return Err(ForecastError::NonFinite {
-                        row: first + i + 1,
-                        column: self.names()[j].clone(),
-                    });
-                }
-                x.extend(row.iter().map(|v| f64::from(*v)));
+            for row in self.recent(history.as_ref())? {
+                x.extend(row.as_ref().iter().map(|v| f64::from(*v)));
             }
         }
         self.config.normalizer.normalize(&mut x);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::choices::{BioName, DecoderName, ModelName, PresetName};
 use super::eval;
-use super::train::{Settings, definition, fnv1a, resume_settings, train_settings};
+use super::train::{Settings, best_epoch, definition, fnv1a, resume_settings, train_settings};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  \
@@ -558,7 +558,7 @@ fn cell(
         perturb: None,
     };
     let diverged = folder.join("diverged.txt");
-    if !report.is_file() && !diverged.is_file() {
+    if cell_state(folder) != "finished" {
         let trained = if checkpoint_path(folder).is_file() {
             if !quiet {
                 eprintln!("cell {k}/{total}: {label}: resuming");
@@ -633,10 +633,7 @@ fn read_cell(folder: &Path) -> Result<CellResult> {
         load_metrics(folder)?
     };
     let config = RunConfig::load(folder)?;
-    let best_epoch = history
-        .iter()
-        .min_by(|a, b| a.val_nrmse.total_cmp(&b.val_nrmse))
-        .map_or(0, |m| m.epoch);
+    let best_epoch = best_epoch(&history);
     let result = CellResult {
         dataset: String::new(),
         model: config.train.model.name().into(),

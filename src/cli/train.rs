@@ -581,11 +581,7 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
     }
     // Refused before config.json is rewritten with the new limits.
     let history = chaoscast::run::load_metrics(run)?;
-    let best = history
-        .iter()
-        .min_by(|a, b| a.val_nrmse.total_cmp(&b.val_nrmse))
-        .map_or(0, |m| m.epoch);
-    if let Some(why) = nothing_left(&run_cfg.train, &history, best) {
+    if let Some(why) = nothing_left(&run_cfg.train, &history, best_epoch(&history)) {
         return Err(chaoscast::Error::NothingToResume(why).into());
     }
     run_cfg.save(run)?;
@@ -598,6 +594,15 @@ pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Resu
         resume: true,
     };
     job.on_device(device)
+}
+
+/// The epoch of the best validation NRMSE in `history` (the first, on ties; 0 for none), as the
+/// trainer keeps it.
+pub(crate) fn best_epoch(history: &[chaoscast::train::trainer::EpochMetrics]) -> usize {
+    history
+        .iter()
+        .min_by(|a, b| a.val_nrmse.total_cmp(&b.val_nrmse))
+        .map_or(0, |m| m.epoch)
 }
 
 /// Refuses a device this build cannot train on, before anything is written.
