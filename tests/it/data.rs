@@ -186,21 +186,7 @@ fn persistence_on_the_thomas_recipe_is_about_0_84() {
 fn ensembles_of_trajectories_are_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let gen_ = |args: &str| {
-        let mut all = vec!["generate"];
-        all.extend(args.split(' '));
-        all.push("-q");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
-            .args(&all)
-            .current_dir(d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let gen_ = |args: &str| crate::cli::dataset(d, args);
     gen_("thomas --samples 120 --horizon 5 --trajectories 3 -o e.parquet");
     gen_("thomas --samples 120 --horizon 5 --trajectories 3 --format csv -o e.csv");
     let e = read_dataset(&d.join("e.parquet")).unwrap();
@@ -240,13 +226,7 @@ fn ensembles_of_trajectories_are_one_file() {
 fn ensembles_train_and_evaluate_by_either_split() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
-            .args(args)
-            .current_dir(d)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| crate::cli::chaoscast(d, args);
     let out = run(&[
         "generate",
         "thomas",

@@ -319,13 +319,7 @@ fn rk4_agrees_with_ode_solvers() {
 fn generate_with_each_integrator() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chaoscast"))
-            .args(args)
-            .current_dir(d)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| crate::cli::chaoscast(d, args);
     let base = [
         "generate",
         "lorenz63",
