@@ -1,6 +1,7 @@
 //! The one benchmark binary (each extra binary relinks Burn): criterion groups by area.
 //!
-//! `cargo bench --bench main -- generate` runs the generation group, `-- bio_overhead` the cost of
+//! `cargo bench --bench main -- generate` runs the generation group, `-- limit` one two-scale
+//! Lorenz-96 right-hand side and the core's peak flop rate, `-- bio_overhead` the cost of
 //! each bio mechanism in training, `-- train_step` one training step of each model (the paper
 //! sizes too with `CHAOSCAST_BENCH_PAPER=1`, on the GPU with `CHAOSCAST_BENCH_DEVICE=cuda` in a
 //! `--features cuda` build; `benches/compare_torch.py` runs the same steps in PyTorch and prints
@@ -45,6 +46,67 @@ fn generation(c: &mut Criterion) {
         );
     }
     group.finish();
+}
+
+/// The machine's limit against which generation is measured, on one core: one evaluation of
+/// the two-scale Lorenz-96 right-hand side (K = 36, J = 10, at a state on the attractor: about
+/// 2,736 flops, README "Performance"), and the core's peak double-precision rate, measured with
+/// twelve independent chains of eight-lane AVX-512 multiply-adds, once fused (FMA, the marketed
+/// peak) and once as a separate multiply and add (the instructions the integrator may use: it
+/// keeps FMA off so that its bits never depend on the CPU). Criterion reports both as elements
+/// (flops) per second.
+fn machine_limit(c: &mut Criterion) {
+    use chaoscast::systems::{Lorenz96TwoScale, OdeSystem, perturbed_state};
+    let mut group = c.benchmark_group("limit");
+    let system = Lorenz96TwoScale::default();
+    let warm = chaoscast::systems::integrate::advance(
+        &system,
+        &perturbed_state(&system, 0, 1e-3),
+        0.0,
+        10.0,
+        Default::default(),
+        &NoProgress,
+    )
+    .expect("the transient should integrate");
+    let mut out = vec![0.0; system.dim()];
+    group.bench_function("l96-two-scale-rhs", |b| {
+        b.iter(|| system.rhs(0.0, std::hint::black_box(&warm), &mut out))
+    });
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+    {
+        const ROUNDS: usize = 100_000;
+        // 12 chains × 8 lanes × 2 flops a round.
+        group.throughput(criterion::Throughput::Elements(
+            (ROUNDS * 12 * 8 * 2) as u64,
+        ));
+        group.bench_function("peak-fma", |b| b.iter(|| unsafe { peak::<true>(ROUNDS) }));
+        group.bench_function("peak-mul-add", |b| {
+            b.iter(|| unsafe { peak::<false>(ROUNDS) })
+        });
+    }
+    group.finish();
+}
+
+/// `rounds` multiply-adds on 12 independent 8-lane accumulators (fused or not), written with
+/// the AVX-512 intrinsics so that the compiler cannot change the instruction mix.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn peak<const FUSED: bool>(rounds: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let m = _mm512_set1_pd(std::hint::black_box(0.999_999_9));
+    let a = _mm512_set1_pd(std::hint::black_box(1e-7));
+    let mut acc = [_mm512_set1_pd(1.0); 12];
+    for _ in 0..rounds {
+        for v in acc.iter_mut() {
+            *v = if FUSED {
+                _mm512_fmadd_pd(*v, m, a)
+            } else {
+                _mm512_add_pd(_mm512_mul_pd(*v, m), a)
+            };
+        }
+    }
+    acc.iter().map(|v| _mm512_reduce_add_pd(*v)).sum()
 }
 
 /// What the bio mechanisms add to training: one epoch (7 optimizer steps of 64 windows, ASAM,
@@ -279,5 +341,5 @@ mod steps {
     }
 }
 
-criterion_group!(benches, generation, bio_overhead, train_step);
+criterion_group!(benches, generation, machine_limit, bio_overhead, train_step);
 criterion_main!(benches);

@@ -11,6 +11,7 @@ pub mod lorenz96;
 pub mod lorenz96_two_scale;
 pub mod lyapunov;
 pub mod thomas;
+mod wide;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -279,6 +280,7 @@ pub(crate) fn indexed_names(prefix: &str, n: usize, min_width: usize) -> Vec<Str
 /// `out[k] = x[k-1] · (x[k+1] − x[k−2])` with cyclic indices: the Lorenz-96 advection term.
 ///
 /// `x.len()` must be at least 3; the interior runs without modulo arithmetic.
+#[inline]
 pub(crate) fn cyclic_advection(x: &[f64], out: &mut [f64]) {
     let n = x.len();
     let at = |i: isize| x[i.rem_euclid(n as isize) as usize];
