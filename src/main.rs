@@ -11,6 +11,14 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `chaoscast … | head` would panic on the next print once head has
+    // gone; end quietly instead, with the status a shell reports for SIGPIPE (128 + 13).
+    // SAFETY: the handler only calls `_exit`, which is async-signal-safe.
+    let _ = unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGPIPE, || {
+            signal_hook::low_level::exit(141)
+        })
+    };
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         // Stopped by a signal after a checkpoint: exit code 3, so a job script can requeue.

@@ -129,6 +129,18 @@ impl RecipeSpec {
         // At the default parameters the exponent is known (measured once, SPEC.md §2); with
         // other parameters it must be given or measured (`--lyapunov`).
         let at_defaults = built.params() == system.build(&Params::default())?.params();
+        if self.integrator == Some(Integrator::Rk4) {
+            // A tolerance given for a fixed-step method would be silently ignored.
+            for (key, value) in [("rtol", self.rtol), ("atol", self.atol)] {
+                if value.is_some() {
+                    return Err(Error::config(
+                        key,
+                        "RK4 integrates at a fixed step and has no tolerance; leave rtol and \
+                         atol out (they are dop853's and dopri5's; RK4's accuracy is its step)",
+                    ));
+                }
+            }
+        }
         let recipe = Recipe {
             system,
             params: built.params(),

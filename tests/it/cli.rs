@@ -1228,3 +1228,23 @@ fn the_default_recipe_and_its_settings() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--weight-decay cannot change a run being resumed"));
 }
+
+/// Output into a pipe whose reader has gone (`chaoscast info … | head -1` once head is done)
+/// ends the process quietly with the shell's SIGPIPE status, not with a panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), "thomas --samples 200 -o t.parquet");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_chaoscast"))
+        .args(["info", "t.parquet"])
+        .current_dir(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -372,6 +372,10 @@ fn generate_with_each_integrator() {
             "must divide",
         ),
         (&["--step", "0.001"][..], "a fixed step is RK4's"),
+        (
+            &["--integrator", "rk4", "--step", "0.0005", "--rtol", "1e-8"][..],
+            "RK4 integrates at a fixed step and has no tolerance",
+        ),
     ] {
         let mut args = base.to_vec();
         args.extend(extra);
