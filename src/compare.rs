@@ -164,6 +164,7 @@ pub fn paired(baseline: &[(u64, f64)], variant: &[(u64, f64)]) -> Option<Paired>
 /// The bar series of `dataset`'s plot: one per variant, one bar per model, the mean median NRMSE
 /// with its standard deviation; a model without a row for the variant (a skipped cell) has no
 /// bar, not a bar of height 0.
+#[cfg(feature = "plots")]
 pub fn bar_series(
     rows: &[SummaryRow],
     dataset: &str,
@@ -510,6 +511,7 @@ mod tests {
     /// A model whose cells were skipped for a variant (the ESN under a bio variant) gets no bar
     /// in that series, where it used to get a bar of height 0 that read as a perfect forecast.
     #[test]
+    #[cfg(feature = "plots")]
     fn a_skipped_cell_has_no_bar() {
         let mut esn = cell("baseline", 0, 0.004);
         esn.model = "esn".into();

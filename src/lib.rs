@@ -26,6 +26,7 @@ pub mod error;
 pub mod forecaster;
 pub mod metrics;
 pub mod models;
+#[cfg(feature = "plots")]
 pub mod plots;
 pub mod progress;
 pub mod run;
