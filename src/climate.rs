@@ -329,6 +329,17 @@ pub fn climate(
             got: format!("{} statistics, {} values", scale.std.len(), truth.len()),
         });
     }
+    if let Some(j) = scale.std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(Error::config(
+            "climate scale",
+            format!(
+                "variable {j} has standard deviation {} on the training split; the distances \
+                 and the exponents are measured in its units, so it must be positive (drop a \
+                 constant variable)",
+                scale.std[j]
+            ),
+        ));
+    }
     let runs = model.run(windows, n, cfg.steps)?;
     let exponents = exponents(model, windows, n, scale, cfg)?;
     let truth_spectra: Spectra = (0..d)

@@ -143,6 +143,21 @@ fn persistence_collapses_and_doubling_diverges() {
     );
     // Far from the truth in density and spectrum.
     assert!(c.wasserstein_median.unwrap() > 0.3);
+    // A constant variable has no units to measure distances in: refused, not divided by zero.
+    let mut flat = scale.clone();
+    flat.std[1] = 0.0;
+    let err = climate(
+        &Persistence,
+        &starts,
+        &truth.values,
+        None,
+        &flat,
+        None,
+        &cfg,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("variable 1 has standard deviation 0"), "{err}");
     let c = climate(&Doubling, &starts, &truth.values, None, &scale, None, &cfg).unwrap();
     assert_eq!(c.diverged, 3, "{:?}", c.starts);
     assert_eq!(c.lyapunov_median, None);
