@@ -68,7 +68,8 @@ SYSTEMS = {
 
 
 def scipy_trajectory(args):
-    """One trajectory: (elapsed seconds, samples, evaluations); the ensemble's k-th is seeded k."""
+    """One trajectory: (elapsed seconds, samples, evaluations, peak MiB); the ensemble's k-th is
+    seeded k."""
     import numpy as np
     from scipy.integrate import solve_ivp
 

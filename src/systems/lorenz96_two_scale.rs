@@ -140,34 +140,46 @@ fn tendency_body(s: &Lorenz96TwoScale, y: &[f64], dy: &mut [f64]) {
     // The fast ring advects the other way round: Y_{i+1}(Y_{i+2} − Y_{i−1}) is the slow
     // term X_{k−1}(X_{k+1} − X_{k−2}) on the reversed ring.
     fast_advection_damping(fast, dfast, s.c * s.b, s.c);
-    let groups = (fast, dfast, x, dx);
     // The common group sizes get the length known to the compiler (the loops unrolled).
     match s.j {
-        10 => couple_fixed::<10>(groups, coupling, s.f),
-        32 => couple_fixed::<32>(groups, coupling, s.f),
+        10 => couple_fixed::<10>(fast, dfast, x, dx, coupling, s.f),
+        32 => couple_fixed::<32>(fast, dfast, x, dx, coupling, s.f),
         j => {
-            let (fast, dfast, x, dx) = groups;
-            let pairs = fast.chunks_exact(j).zip(dfast.chunks_exact_mut(j));
-            for (((ys, dys), xk), dxk) in pairs.zip(x).zip(dx) {
-                couple(ys, dys, *xk, dxk, coupling, s.f);
-            }
+            let groups = fast.chunks_exact(j).zip(dfast.chunks_exact_mut(j));
+            couple_all(groups, x, dx, coupling, s.f);
         }
     }
 }
 
-/// The fast variables, their tendencies, the slow variables and theirs.
-type Groups<'a> = (&'a [f64], &'a mut [f64], &'a [f64], &'a mut [f64]);
-
-/// [`couple`] over every group, for groups of `J`.
+/// [`couple_all`] for groups of `J`.
 #[inline(always)]
-fn couple_fixed<const J: usize>((fast, dfast, x, dx): Groups<'_>, coupling: f64, f: f64) {
-    let pairs = fast
+fn couple_fixed<const J: usize>(
+    fast: &[f64],
+    dfast: &mut [f64],
+    x: &[f64],
+    dx: &mut [f64],
+    coupling: f64,
+    f: f64,
+) {
+    let groups = fast
         .as_chunks::<J>()
         .0
         .iter()
         .zip(dfast.as_chunks_mut::<J>().0);
-    for (((ys, dys), xk), dxk) in pairs.zip(x).zip(dx) {
-        couple(ys, dys, *xk, dxk, coupling, f);
+    couple_all(groups, x, dx, coupling, f);
+}
+
+/// [`couple`] over every group: `groups` pairs each group of fast variables with its tendencies.
+#[inline(always)]
+fn couple_all<Y: AsRef<[f64]>, D: AsMut<[f64]>>(
+    groups: impl Iterator<Item = (Y, D)>,
+    x: &[f64],
+    dx: &mut [f64],
+    coupling: f64,
+    f: f64,
+) {
+    for (((ys, mut dys), xk), dxk) in groups.zip(x).zip(dx) {
+        couple(ys.as_ref(), dys.as_mut(), *xk, dxk, coupling, f);
     }
 }
 

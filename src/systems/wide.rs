@@ -7,6 +7,7 @@
 //! multiply-adds stay off: without them every copy performs the same IEEE operations in the
 //! same order, so a recipe gives bit-identical data on every machine (tested).
 
+#[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The instruction sets the wide copies are compiled for.
@@ -22,11 +23,13 @@ pub(crate) enum Width {
 }
 
 /// Set by tests to run the baseline copies on a CPU with wider vectors.
+#[cfg(test)]
 static BASELINE_ONLY: AtomicBool = AtomicBool::new(false);
 
 /// The widest copy this CPU runs (detected by the standard library once, then a load).
 #[inline]
 pub(crate) fn width() -> Width {
+    #[cfg(test)]
     if BASELINE_ONLY.load(Ordering::Relaxed) {
         return Width::Baseline;
     }
