@@ -5,6 +5,7 @@ mod choices;
 mod compare;
 mod demo;
 mod eval;
+mod export;
 mod generate;
 mod info;
 mod lyapunov;
@@ -57,6 +58,8 @@ enum Command {
     Eval(eval::Args),
     /// Forecast from a history file (CSV or Parquet) with a trained run.
     Predict(predict::Args),
+    /// Write a run's trained weights to a file other tools read (safetensors).
+    Export(export::Args),
     /// Train and evaluate every cell of an experiment (models × bio variants × seeds ×
     /// datasets) and write a comparison table.
     Compare(compare::Args),
@@ -132,8 +135,17 @@ pub fn run() -> Result<()> {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
             let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
+            // A first line that announces a list ("the following required arguments were not
+            // provided:") keeps the list, on the same line.
+            let first = if first.ends_with(':') {
+                let list: Vec<&str> = lines.map(str::trim).take_while(|l| !l.is_empty()).collect();
+                format!("{first} {}", list.join(", "))
+            } else {
+                first.to_string()
+            };
             // A bad enumerated value keeps its list of accepted ones.
             let values = text
                 .lines()
@@ -154,6 +166,7 @@ pub fn run() -> Result<()> {
         Command::Train(args) => train::run(args, cli.quiet),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Export(args) => export::run(args),
         Command::Compare(args) => compare::run(args, cli.quiet),
         Command::Demo(args) => demo::run(args, cli.quiet),
     }
