@@ -65,9 +65,9 @@ pub fn checkpoint_path(run: &Path) -> PathBuf {
     run.join("checkpoint.bin")
 }
 
-/// The files `train`, `eval` and `compare` write into a run folder, besides the numbered
-/// forecast plots (`forecast_N.png`).
-pub const RUN_FILES: [&str; 15] = [
+/// The files `train`, `eval`, `compare` and `export` write into a run folder, besides the
+/// numbered forecast plots (`forecast_N.png`).
+pub const RUN_FILES: [&str; 16] = [
     "config.json",
     "metrics.csv",
     "model.mpk",
@@ -83,6 +83,7 @@ pub const RUN_FILES: [&str; 15] = [
     "climate_attractor.png",
     "climate_spectra.png",
     "climate_density.png",
+    "model.safetensors",
 ];
 
 /// Removes every run file ([`RUN_FILES`], the forecast plots) from `run`, so that nothing of an

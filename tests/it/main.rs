@@ -8,6 +8,7 @@ mod cli;
 mod climate;
 mod data;
 mod embed;
+mod export;
 mod settings;
 mod sweep;
 mod systems;
