@@ -34,6 +34,8 @@ from torch import nn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import torch_export_models  # noqa: E402  (beside this script)
+from torch_export_models import direct_rollout  # noqa: E402
 
 
 def load(path):
@@ -109,34 +111,18 @@ class Recurrent(nn.Module):
         return torch.stack(out, dim=1)
 
 
-def direct_rollout(model, x, steps):
-    """Model::rollout for a direct model: each forecast of H steps is appended to the window,
-    whose last L steps are read again."""
-    lookback = x.shape[1]
-    context, pieces, made = x, [], 0
-    while made < steps:
-        nxt = model(context)
-        made += nxt.shape[1]
-        context = torch.cat([context, nxt], dim=1)[:, -lookback:]
-        pieces.append(nxt)
-    return torch.cat(pieces, dim=1)[:, :steps]
-
-
 def build(model_cfg, tensors):
     """The PyTorch twin of an exported model."""
     if model_cfg["family"] == "recurrent":
         return Recurrent(model_cfg, tensors)
-    import torch_export_models
     return torch_export_models.build(model_cfg, tensors)
 
 
-def torch_forecast(export, history, steps):
+def torch_forecast(tensors, run, history, steps):
     """What `chaoscast predict --steps STEPS` forecasts after `history` (rows of f32), computed
-    in PyTorch from the export alone: z-scored in f64 and cast to f32 as chaoscast does. Also
+    in PyTorch from an export's tensors and run config (`chaoscast.run`) alone: z-scored in f64 and cast to f32 as chaoscast does. Also
     the same model run in f64, whose distance from the f32 forecast is the rounding growth of
     the model's own closed loop."""
-    tensors, meta = load(export)
-    run = json.loads(meta["chaoscast.run"])
     lookback, norm = run["train"]["lookback"], run["normalizer"]
     mean = torch.tensor(norm["mean"], dtype=torch.float64)
     std = torch.tensor(norm["std"], dtype=torch.float64)
@@ -212,7 +198,8 @@ def main():
     for name, run in runs:
         export = work / f"{name}.safetensors"
         sh([exe, "export", run, "--format", "safetensors", "--output", export, "--force"])
-        cfg = json.loads(load(export)[1]["chaoscast.run"])
+        tensors, meta = load(export)
+        cfg = json.loads(meta["chaoscast.run"])
         horizon = cfg["train"]["model"]["horizon"]
         cols = [names.index(n) for n in cfg["names"]]
         history_rows = [[r[c] for c in cols] for r in rows[-2000:-1000]]
@@ -230,7 +217,7 @@ def main():
             header, predicted = read_csv(out)
             predicted = torch.tensor([[r[header.index(n)] for n in cfg["names"]]
                                       for r in predicted])
-            ours, ours64 = torch_forecast(export, history_f32, steps)
+            ours, ours64 = torch_forecast(tensors, cfg, history_f32, steps)
             err = (ours - predicted).abs()
             diff, first = err.max().item(), err[0].max().item()
             gap = (ours.double() - ours64).abs().max().item()

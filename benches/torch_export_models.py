@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["build", "positional_encoding", "slide"]
+__all__ = ["build", "direct_rollout", "positional_encoding", "slide"]
 
 F32 = torch.float32
 
@@ -124,7 +124,7 @@ def slide(x, steps, change):
     return torch.stack(out, dim=1)
 
 
-def _direct_rollout(model, x, steps):
+def direct_rollout(model, x, steps):
     """`Model::rollout` for a direct model: each H-step forecast appended to the window, whose
     last L steps are read again; the pieces cut to `steps`."""
     if steps < 1:
@@ -140,6 +140,16 @@ def _direct_rollout(model, x, steps):
         context = context[:, context.shape[1] - lookback :, :]
         pieces.append(nxt)
     return torch.cat(pieces, dim=1)[:, :steps, :]
+
+
+def _sliding_or_direct_rollout(model, x, steps):
+    """`Model::rollout` for the FDN and the transformer: the sliding window of the
+    autoregressive head (`model.one_step`), else the direct model's appended forecasts."""
+    if not model.autoregressive:
+        return direct_rollout(model, x, steps)
+    if steps < 1:
+        raise ValueError("a rollout forecasts at least one step")
+    return slide(x, steps, model.one_step)
 
 
 def _finish(module):
@@ -246,11 +256,7 @@ class Fdn(nn.Module):
         return self.forward_steps(x)
 
     def rollout(self, x, steps):
-        if self.autoregressive:
-            if steps < 1:
-                raise ValueError("a rollout forecasts at least one step")
-            return slide(x, steps, self.one_step)
-        return _direct_rollout(self, x, steps)
+        return _sliding_or_direct_rollout(self, x, steps)
 
 
 # --- transformer (src/models/transformer.rs) ----------------------------------------------------
@@ -375,11 +381,7 @@ class Transformer(nn.Module):
         return self.head(self.encode(x)).reshape(x.shape[0], self.horizon, self.vars)
 
     def rollout(self, x, steps):
-        if self.autoregressive:
-            if steps < 1:
-                raise ValueError("a rollout forecasts at least one step")
-            return slide(x, steps, self.one_step)
-        return _direct_rollout(self, x, steps)
+        return _sliding_or_direct_rollout(self, x, steps)
 
 
 # --- ESN (src/models/esn.rs) --------------------------------------------------------------------

@@ -267,7 +267,8 @@ fn role(model: &ModelConfig, name: &str, shape: &[usize]) -> Option<String> {
             "recurrent" => Some("reservoir recurrent weights [units, units], r·W".into()),
             "bias" => Some("reservoir bias [units]".into()),
             "readout" => Some(format!(
-                "ridge readout [features, vars] with features = {} (see src/models/esn.rs)",
+                "ridge readout [units + vars + 1 = {}, vars]: the next step y = [r, u, 1]·W \
+                 (reservoir state, current value, a constant one)",
                 shape.first().copied().unwrap_or(0)
             )),
             _ => None,
