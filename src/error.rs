@@ -91,9 +91,9 @@ pub enum Error {
         epoch: usize,
     },
     /// A forecast could not be made from the rows given (see
-    /// [`crate::forecaster::ForecastError`]).
+    /// [`ForecastError`]).
     #[error(transparent)]
-    Forecast(#[from] crate::forecaster::ForecastError),
+    Forecast(#[from] ForecastError),
     /// A data file or recipe could not be parsed, or lacks what chaoscast needs.
     #[error("cannot use {}: {reason}", path.display())]
     Storage {
@@ -165,3 +165,46 @@ pub(crate) fn ensure_counts(fields: &[(&str, usize)]) -> Result<()> {
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a forecast could not be made from the rows given.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForecastError {
+    /// Fewer rows than the model reads.
+    #[error(
+        "the forecast history has {got} rows; the model reads the last {needed} (its lookback)"
+    )]
+    HistoryTooShort {
+        /// The lookback L.
+        needed: usize,
+        /// The rows given.
+        got: usize,
+    },
+    /// A row of another width than the model's variables.
+    #[error(
+        "row {row} of the forecast history has {got} values; the model reads {expected} ({names})"
+    )]
+    WrongColumns {
+        /// The row, 1-based within the history.
+        row: usize,
+        /// The model's variables.
+        expected: usize,
+        /// The values in that row.
+        got: usize,
+        /// The variables' names, comma-separated, in row order.
+        names: String,
+    },
+    /// NaN or an infinite value among the rows the model reads.
+    #[error(
+        "the forecast history holds a non-finite value (NaN or infinite) at row {row} ({column})"
+    )]
+    NonFinite {
+        /// The row, 1-based within the history.
+        row: usize,
+        /// The variable's name.
+        column: String,
+    },
+    /// The backend could not hand the forecast back.
+    #[error("the model's forecast could not be read back: {0}")]
+    Backend(String),
+}

@@ -23,52 +23,10 @@ use burn::backend::Flex;
 use burn::module::Module;
 use burn::prelude::*;
 
+pub use crate::error::ForecastError;
 use crate::error::Result;
 use crate::models::Model;
 use crate::run::{RunConfig, load_model};
-
-/// Why a forecast could not be made from the rows given.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ForecastError {
-    /// Fewer rows than the model reads.
-    #[error(
-        "the forecast history has {got} rows; the model reads the last {needed} (its lookback)"
-    )]
-    HistoryTooShort {
-        /// The lookback L.
-        needed: usize,
-        /// The rows given.
-        got: usize,
-    },
-    /// A row of another width than the model's variables.
-    #[error(
-        "row {row} of the forecast history has {got} values; the model reads {expected} ({names})"
-    )]
-    WrongColumns {
-        /// The row, 1-based within the history.
-        row: usize,
-        /// The model's variables.
-        expected: usize,
-        /// The values in that row.
-        got: usize,
-        /// The variables' names, comma-separated, in row order.
-        names: String,
-    },
-    /// NaN or an infinite value among the rows the model reads.
-    #[error(
-        "the forecast history holds a non-finite value (NaN or infinite) at row {row} ({column})"
-    )]
-    NonFinite {
-        /// The row, 1-based within the history.
-        row: usize,
-        /// The variable's name.
-        column: String,
-    },
-    /// The backend could not hand the forecast back.
-    #[error("the model's forecast could not be read back: {0}")]
-    Backend(String),
-}
 
 /// Forecasts of one history by several members: their mean, their spread and the members.
 #[derive(Clone, Debug, PartialEq)]
