@@ -63,8 +63,8 @@ enum Command {
     /// Train and evaluate every cell of an experiment (models × bio variants × seeds ×
     /// datasets) and write a comparison table.
     Compare(compare::Args),
-    /// The whole pipeline at a small size on the CPU: generate Thomas, train an LSTM and its bio
-    /// twin, evaluate and compare them (about 4 minutes).
+    /// The whole pipeline at a small size on the CPU: generate Thomas, train a GRU and its bio
+    /// twin, fit the echo state network, evaluate and compare them (about two minutes).
     Demo(demo::Args),
 }
 
