@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Do two chaoscast binaries behave the same? For a refactor (issue 17): the same seeds must give
 # bit-identical metrics.csv (every column but the wall-clock `seconds`), report.json (times
-# aside), predictions and rollouts, for the four neural models and the ESN.
+# aside), predictions and rollouts, for the four neural models and the ESN, with a resumed run
+# (the LSTM) and eval's climate and ensemble (the GRU).
 #
 #   git worktree add /tmp/before <commit> && (cd /tmp/before && cargo build --release)
 #   cargo build --release
@@ -17,7 +18,7 @@ fi
 before=$(realpath "$1")
 after=$(realpath "$2")
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 # One job per model: a few epochs of its default recipe (the ESN: its closed-form fit), then an
 # evaluation, a forecast of the run's horizon and a rollout past it.
@@ -29,6 +30,7 @@ run_all() {
         cd "$out"
         "$bin" generate thomas --samples 2500 --seed 3 -o thomas.parquet -q
         "$bin" generate thomas --samples 400 --seed 4 --format csv -o history.csv -q
+        local eval_extra=()
         for model in lstm gru fdn transformer esn; do
             local extra=()
             case $model in
@@ -39,7 +41,13 @@ run_all() {
             esac
             "$bin" train --data thomas.parquet --model "$model" --seed 7 "${extra[@]}" \
                 -o "$model" -q >/dev/null
-            "$bin" eval "$model" -q >/dev/null
+            case $model in
+                # The resume path, and eval's climate and ensemble.
+                lstm) "$bin" train --resume lstm --epochs 4 -q >/dev/null ;;
+                gru) eval_extra=(--ensemble 3 --climate --steps 400 --starts 2) ;;
+            esac
+            "$bin" eval "$model" -q "${eval_extra[@]}" >/dev/null 2>&1
+            eval_extra=()
             "$bin" predict "$model" -i history.csv -o "$model/predict.csv" -q >/dev/null
             "$bin" predict "$model" -i history.csv --steps 90 -o "$model/rollout.csv" -q >/dev/null
         done

@@ -296,7 +296,7 @@ impl<B: Backend> Forecaster<B> {
         forecast: Tensor<B, 3>,
         n: usize,
     ) -> std::result::Result<Vec<Vec<Vec<f32>>>, ForecastError> {
-        let mut out = crate::train::trainer::read_back(forecast)
+        let mut out = crate::eval::windows::read_back(forecast)
             .map_err(|e| ForecastError::Backend(e.to_string()))?;
         self.config.normalizer.denormalize(&mut out);
         let per = out.len() / n.max(1);

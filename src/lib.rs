@@ -23,6 +23,7 @@ pub mod climate;
 pub mod compare;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod export;
 pub mod forecaster;
 pub mod metrics;

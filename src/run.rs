@@ -5,6 +5,10 @@
 //! best model so far, Burn's named MessagePack record, device-independent) and `checkpoint.bin`
 //! (everything `train --resume` needs, see [`crate::train::checkpoint`]). Every file is written
 //! under a temporary name and renamed into place.
+//!
+//! [`RunFolder`] is the training observer that writes one: a library program that trains with it
+//! gets the folder `chaoscast train` writes, for [`crate::forecaster::Forecaster::load`],
+//! [`crate::eval::evaluate_run`] and `train --resume`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +25,8 @@ use crate::data::{Dataset, DatasetMeta};
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::train::checkpoint;
-use crate::train::trainer::{EpochMetrics, TrainConfig, TrainState};
+use crate::train::config::TrainConfig;
+use crate::train::state::{EpochMetrics, Observer, TrainState};
 
 /// Version of the run-folder layout.
 pub const RUN_FORMAT_VERSION: u32 = 1;
@@ -122,7 +127,7 @@ impl RunConfig {
     /// statistics come from `data`.
     pub fn new(train: TrainConfig, data_path: impl Into<PathBuf>, data: &Dataset) -> Result<Self> {
         let data_path = data_path.into();
-        let normalizer = crate::train::trainer::training_normalizer(data, train.split)?;
+        let normalizer = crate::data::batch::training_normalizer(data, train.split)?;
         Ok(Self {
             format_version: RUN_FORMAT_VERSION,
             chaoscast_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -262,4 +267,74 @@ pub fn load_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
             })
         })
         .collect()
+}
+
+/// The observer that keeps a run folder: after every epoch it writes the best model (when the
+/// epoch improved on it), `metrics.csv` and the checkpoint, then hands the epoch on to `inner`
+/// (a progress display, or [`crate::train::state::Silent`]), whose error stops the run with the
+/// epoch saved.
+pub struct RunFolder<'a, O> {
+    folder: PathBuf,
+    cfg: &'a TrainConfig,
+    inner: O,
+}
+
+impl<'a, O> RunFolder<'a, O> {
+    /// Starts a new run in `folder`: creates it (it must be absent or empty), and writes
+    /// `config.json` from `config` first, so that a run stopped early still has everything
+    /// evaluation needs. `config.train` is the config training must be given.
+    pub fn create(folder: impl Into<PathBuf>, config: &'a RunConfig, inner: O) -> Result<Self> {
+        let folder = folder.into();
+        let non_empty = folder.read_dir().is_ok_and(|mut d| d.next().is_some());
+        if folder.is_file() || non_empty {
+            return Err(Error::storage(
+                &folder,
+                "is not an empty folder; a new run needs one (RunFolder::resume continues a run)",
+            ));
+        }
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io("create", &folder, e))?;
+        config.save(&folder)?;
+        Ok(Self::resume(folder, &config.train, inner))
+    }
+
+    /// Keeps an existing run folder whose `config.json` holds `cfg` (written by
+    /// [`RunFolder::create`] or `chaoscast train`), e.g. to continue it from its checkpoint
+    /// ([`load_checkpoint`], [`crate::train::trainer::resume`]).
+    pub fn resume(folder: impl Into<PathBuf>, cfg: &'a TrainConfig, inner: O) -> Self {
+        Self {
+            folder: folder.into(),
+            cfg,
+            inner,
+        }
+    }
+
+    /// The folder.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// The observer it hands each epoch on to.
+    pub fn inner(&self) -> &O {
+        &self.inner
+    }
+
+    /// Gives the inner observer back.
+    pub fn into_inner(self) -> O {
+        self.inner
+    }
+}
+
+impl<B: AutodiffBackend, O: Observer<B>> Observer<B> for RunFolder<'_, O> {
+    fn step_done(&mut self, epoch: usize, step: usize, steps: usize, loss: f64) {
+        self.inner.step_done(epoch, step, steps, loss);
+    }
+
+    fn epoch_done(&mut self, state: &TrainState<B>, epochs: usize, improved: bool) -> Result<()> {
+        if improved {
+            save_model(state.best.clone(), &self.folder)?;
+        }
+        save_metrics(&state.history, &self.folder)?;
+        save_checkpoint(state, self.cfg, &self.folder)?;
+        self.inner.epoch_done(state, epochs, improved)
+    }
 }

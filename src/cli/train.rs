@@ -11,9 +11,7 @@ use chaoscast::bio::{
 };
 use chaoscast::data::{Dataset, read_dataset};
 use chaoscast::models::{Decoder, ModelConfig, ModelKind, Preset};
-use chaoscast::run::{
-    RunConfig, load_checkpoint, save_checkpoint, save_metrics, save_model, write_atomic,
-};
+use chaoscast::run::{RunConfig, RunFolder, load_checkpoint, write_atomic};
 use chaoscast::train::asam::Sharpness;
 use chaoscast::train::esn::{EsnGrid, SearchRow, search_csv};
 use chaoscast::train::schedule::LrSchedule;
@@ -657,18 +655,24 @@ impl Job<'_> {
 
     fn go<B: AutodiffBackend>(&self, device: &B::Device) -> Result<Summary> {
         let _graceful = super::Graceful::start();
-        let mut saver = RunSaver::new(self.folder, self.cfg, self.quiet);
+        let mut shown = EpochDisplay::new(self.folder, self.cfg, self.quiet);
         let outcome: TrainOutcome<B> = if self.resume {
             let state = load_checkpoint::<B>(self.cfg, self.folder, device)?;
             if let Some(why) = nothing_left(self.cfg, &state.history, state.best_epoch) {
                 return Err(chaoscast::Error::NothingToResume(why).into());
             }
-            saver.resumed_at(state.epoch());
-            resume(self.cfg, self.data, device, &mut saver, state)?
+            shown.resumed_at(state.epoch());
+            let mut folder = RunFolder::resume(self.folder, self.cfg, shown);
+            let outcome = resume(self.cfg, self.data, device, &mut folder, state)?;
+            shown = folder.into_inner();
+            outcome
         } else {
-            train(self.cfg, self.data, device, &mut saver)?
+            let mut folder = RunFolder::resume(self.folder, self.cfg, shown);
+            let outcome = train(self.cfg, self.data, device, &mut folder)?;
+            shown = folder.into_inner();
+            outcome
         };
-        saver.finish();
+        shown.finish();
         Ok(Summary {
             model: self.cfg.model.name(),
             epochs: outcome.history.len(),
@@ -960,9 +964,10 @@ fn prepare_folder(folder: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes metrics and the checkpoint every epoch and the best model whenever it improves; shows a
-/// progress bar over all steps on a terminal, one line per epoch otherwise.
-struct RunSaver<'a> {
+/// What training shows inside a [`RunFolder`] (which writes the files): a progress bar over all
+/// steps on a terminal, one line per epoch otherwise; and the stop after SIGTERM or SIGUSR1, once
+/// the epoch is saved.
+struct EpochDisplay<'a> {
     folder: &'a Path,
     cfg: &'a TrainConfig,
     quiet: bool,
@@ -971,7 +976,7 @@ struct RunSaver<'a> {
     last: String,
 }
 
-impl<'a> RunSaver<'a> {
+impl<'a> EpochDisplay<'a> {
     fn new(folder: &'a Path, cfg: &'a TrainConfig, quiet: bool) -> Self {
         Self {
             folder,
@@ -1000,7 +1005,7 @@ impl<'a> RunSaver<'a> {
     }
 }
 
-impl<B: AutodiffBackend> Observer<B> for RunSaver<'_> {
+impl<B: AutodiffBackend> Observer<B> for EpochDisplay<'_> {
     fn step_done(&mut self, epoch: usize, step: usize, steps: usize, loss: f64) {
         if self.quiet || !std::io::stderr().is_terminal() {
             return;
@@ -1033,11 +1038,6 @@ impl<B: AutodiffBackend> Observer<B> for RunSaver<'_> {
         epochs: usize,
         improved: bool,
     ) -> chaoscast::Result<()> {
-        if improved {
-            save_model(state.best.clone(), self.folder)?;
-        }
-        save_metrics(&state.history, self.folder)?;
-        save_checkpoint(state, self.cfg, self.folder)?;
         if super::STOP.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(chaoscast::Error::Interrupted {
                 epoch: state.history.len(),

@@ -5,6 +5,7 @@
 //! Generation sits between the systems and the forecasting pipeline: a recipe is integrated into
 //! a [`Dataset`], written atomically, and later loaded back with its recipe by training.
 
+pub mod batch;
 pub mod normalize;
 pub mod recipe;
 pub mod store;

@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::autoregressive::{Feed, Teacher};
+pub use super::fdn_block::Block;
 use super::init::HostInit;
 // `Result` stays unimported: burn's Config derive refers to it unqualified.
 use crate::error::Error;
@@ -147,15 +148,6 @@ impl FdnConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         Ok(model.map(&mut HostInit { rng: &mut rng }))
     }
-}
-
-/// One residual block: 1×1 convolution, temporal convolution, GELU, plus the input.
-#[derive(Module, Debug)]
-pub struct Block<B: Backend> {
-    /// The 1×1 convolution.
-    pub pointwise: Conv1d<B>,
-    /// The kernel-k temporal convolution.
-    pub temporal: Conv1d<B>,
 }
 
 /// The branch of one segment.

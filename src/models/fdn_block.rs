@@ -13,14 +13,23 @@
 //! the tests compare this with.
 
 use burn::nn::PaddingConfig1d;
+use burn::nn::conv::Conv1d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::fdn::Block;
 use super::host::{
     self, HostOp, View, affine_into, chunk_rows, column_sums, float, gelu, gelu_backward, gram,
     matmul, times_transposed, transposed,
 };
+
+/// One residual block: 1×1 convolution, temporal convolution, GELU, plus the input.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    /// The 1×1 convolution.
+    pub pointwise: Conv1d<B>,
+    /// The kernel-k temporal convolution.
+    pub temporal: Conv1d<B>,
+}
 
 /// Parents of the operation: the features, the 1×1 convolution's weight and bias, the
 /// temporal convolution's weight and bias (Burn's `Conv1d` layouts: `[out, in, kernel]`).

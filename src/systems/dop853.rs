@@ -15,9 +15,27 @@
 #![allow(clippy::excessive_precision)]
 
 use super::OdeSystem;
-use super::integrate::Tolerances;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+
+/// Tolerances of the adaptive integrator.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerances {
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+}
+
+impl Default for Tolerances {
+    /// rtol = atol = 1e-10, SPEC.md §2's default for dataset generation.
+    fn default() -> Self {
+        Self {
+            rtol: 1e-10,
+            atol: 1e-10,
+        }
+    }
+}
 
 /// Nodes c_i (c_12 = c_13 = 1: the last stage and the first-same-as-last evaluation are at t + h).
 const C: [f64; 16] = [

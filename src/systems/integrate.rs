@@ -12,24 +12,7 @@ use super::dop853::{Outputs, integrate};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
-/// Tolerances of the adaptive integrator.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Tolerances {
-    /// Relative tolerance.
-    pub rtol: f64,
-    /// Absolute tolerance.
-    pub atol: f64,
-}
-
-impl Default for Tolerances {
-    /// rtol = atol = 1e-10, SPEC.md §2's default for dataset generation.
-    fn default() -> Self {
-        Self {
-            rtol: 1e-10,
-            atol: 1e-10,
-        }
-    }
-}
+pub use super::dop853::Tolerances;
 
 /// Integrates from `y0` at `t0` for `duration` and returns the final state.
 pub fn advance(

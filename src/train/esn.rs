@@ -3,14 +3,22 @@
 //! training split; and a small grid search over spectral radius, leak rate and ridge scored on the
 //! validation split only.
 
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use super::trainer::{ScaledWindows, TrainConfig, training_normalizer, validate};
+use super::config::{TrainConfig, check_vars};
+use super::optim::Optim;
+use super::state::{EpochMetrics, Observer, TrainOutcome, TrainState};
 use crate::data::Dataset;
+use crate::data::batch::{ScaledWindows, training_normalizer};
 use crate::data::normalize::Normalizer;
 use crate::data::window::{SplitFractions, chronological_split, split_windows};
 use crate::error::{Error, Result};
+use crate::eval::windows::validate;
 use crate::models::{Esn, EsnConfig, Model, ModelConfig};
 
 /// The z-scored training split of `data`, row-major.
@@ -167,6 +175,60 @@ pub fn search_csv(rows: &[SearchRow]) -> String {
         ));
     }
     out
+}
+
+/// Fits an ESN's readout in closed form (see [`fit`]) and reports it as one epoch: the
+/// training loss is the one-step MSE on the teacher-forced training features, the validation
+/// numbers are those of closed-loop forecasts, and the learning rate is 0.
+pub(crate) fn fit_esn<B: AutodiffBackend>(
+    cfg: &TrainConfig,
+    esn: &crate::models::EsnConfig,
+    data: &Dataset,
+    device: &B::Device,
+    observer: &mut dyn Observer<B>,
+) -> Result<TrainOutcome<B>> {
+    check_vars(cfg, data)?;
+    let start = Instant::now();
+    let normalizer = training_normalizer(data, cfg.split)?;
+    let series = training_series(data, &normalizer)?;
+    let (fitted, train_mse) = fit::<B>(esn, &series, device)?;
+    let model = Model::Esn(fitted);
+    let spec = cfg.windows();
+    let sets = split_windows(&data.segments(), spec, cfg.split, SplitFractions::default())?;
+    let windows = ScaledWindows::new(data, &normalizer, spec);
+    let (val_loss, val_nrmse) = validate(
+        &model.valid(),
+        &windows,
+        &sets.val,
+        &normalizer,
+        cfg.batch_size,
+        device,
+    )?;
+    let history = vec![EpochMetrics {
+        epoch: 1,
+        train_loss: train_mse,
+        val_loss,
+        val_nrmse,
+        lr: 0.0,
+        seconds: start.elapsed().as_secs_f64(),
+        rejuvenated: 0,
+    }];
+    let state = TrainState {
+        model: model.clone(),
+        optimizer: Optim::<B>::new(cfg).state(),
+        history: history.clone(),
+        best: model.clone(),
+        best_epoch: 1,
+        normalizer: normalizer.clone(),
+        fuzzy: None,
+    };
+    observer.epoch_done(&state, 1, true)?;
+    Ok(TrainOutcome {
+        best: model,
+        best_epoch: 1,
+        history,
+        normalizer,
+    })
 }
 
 #[cfg(test)]

@@ -227,3 +227,71 @@ fn ensembles_have_a_mean_a_spread_and_members() {
     assert!(e["spread_error_correlation"].as_f64().unwrap().abs() <= 1.0);
     assert!(e["nrmse_median"].as_f64().unwrap() > 0.0);
 }
+
+/// A program that trains into a `RunFolder` and scores it with `eval::evaluate_run` gets the run
+/// folder and the report `chaoscast train` and `chaoscast eval` write for the same config:
+/// the same metrics (times aside), the same scores, the same forecasts (model.mpk itself holds
+/// random parameter ids, so its bytes differ from process to process); and a folder that
+/// already holds a run is refused.
+#[test]
+fn a_library_run_folder_is_the_one_train_writes() {
+    use chaoscast::eval::{EvalOptions, evaluate_run};
+    use chaoscast::run::{RunConfig, RunFolder};
+    use chaoscast::train::trainer::{Silent, train};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    dataset(d, "thomas --samples 500 --horizon 5 -o t.parquet");
+    let out = small_train(d, 2, &["--model", "gru", "-o", "cli"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = crate::cli::chaoscast(d, &["eval", "cli", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let cfg = RunConfig::load(&d.join("cli")).unwrap().train;
+    let data = read_dataset(&d.join("t.parquet")).unwrap();
+    let run_config = RunConfig::new(cfg.clone(), d.join("t.parquet"), &data).unwrap();
+    let mut folder = RunFolder::create(d.join("lib"), &run_config, Silent).unwrap();
+    let device = Default::default();
+    let outcome = train::<Autodiff<Flex>>(&cfg, &data, &device, &mut folder).unwrap();
+    assert_eq!(outcome.history.len(), 2);
+    let report = evaluate_run(&d.join("lib"), &EvalOptions::default(), &|_| {}).unwrap();
+
+    let without_seconds = |run: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(d.join(run).join("metrics.csv")).unwrap();
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                [&f[..5], &f[6..]].concat().join(",")
+            })
+            .collect()
+    };
+    assert_eq!(without_seconds("lib"), without_seconds("cli"));
+    let bytes = |run: &str, file: &str| std::fs::read(d.join(run).join(file)).unwrap();
+    assert_eq!(
+        bytes("lib", "nrmse_steps.csv"),
+        bytes("cli", "nrmse_steps.csv")
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&bytes("cli", "report.json")).unwrap();
+    assert_eq!(cli["nrmse_median"].as_f64(), Some(report.nrmse_median));
+    assert_eq!(
+        cli["rollout_steps"].as_u64(),
+        Some(report.rollout_steps as u64)
+    );
+    assert!(d.join("lib").join("checkpoint.bin").is_file());
+
+    let history = rows(&d.join("t.parquet"), 50, 20);
+    let a = Forecaster::load(d.join("lib"))
+        .unwrap()
+        .predict(&history)
+        .unwrap();
+    let b = Forecaster::load(d.join("cli"))
+        .unwrap()
+        .predict(&history)
+        .unwrap();
+    assert_eq!(a, b);
+
+    let err = RunFolder::create(d.join("lib"), &run_config, Silent)
+        .err()
+        .expect("a folder holding a run is refused");
+    assert!(err.to_string().contains("is not an empty folder"), "{err}");
+}
