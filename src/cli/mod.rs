@@ -11,6 +11,7 @@ mod info;
 mod lyapunov;
 mod predict;
 mod progress;
+mod settings;
 mod train;
 
 use std::path::Path;

@@ -30,6 +30,16 @@ pub enum OptimizerKind {
     Adam,
 }
 
+impl OptimizerKind {
+    /// The learning rate this optimizer usually trains at: SGD 0.1 (the paper's), Adam 1e-3.
+    pub fn usual_lr(self) -> f64 {
+        match self {
+            Self::Adam => 1e-3,
+            Self::Sgd => 0.1,
+        }
+    }
+}
+
 /// Everything a training run needs besides the data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -254,6 +264,17 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// The recipe with `optimizer`: when it is another optimizer than the recipe's, at that
+    /// optimizer's [usual rate](OptimizerKind::usual_lr) (a preset's rate is tuned to its own
+    /// optimizer); set `lr` after this to choose the rate.
+    pub fn with_optimizer(mut self, optimizer: OptimizerKind) -> Self {
+        if optimizer != self.optimizer {
+            self.optimizer = optimizer;
+            self.lr = optimizer.usual_lr();
+        }
+        self
+    }
+
     /// The window geometry.
     pub fn windows(&self) -> WindowSpec {
         WindowSpec {
@@ -386,4 +407,28 @@ pub(crate) fn check_vars(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_optimizer_trains_at_its_usual_rate_and_the_same_one_keeps_the_recipes() {
+        let default = TrainConfig::preset(ModelKind::Gru, Preset::Default, 3, 150, 41);
+        assert_eq!(
+            (default.optimizer, default.lr),
+            (OptimizerKind::Adam, SMALL_ADAM_LR)
+        );
+        let same = default.clone().with_optimizer(OptimizerKind::Adam);
+        assert_eq!(
+            (same.optimizer, same.lr),
+            (OptimizerKind::Adam, SMALL_ADAM_LR)
+        );
+        let sgd = default.with_optimizer(OptimizerKind::Sgd);
+        assert_eq!((sgd.optimizer, sgd.lr), (OptimizerKind::Sgd, 0.1));
+        let paper = TrainConfig::preset(ModelKind::Lstm, Preset::Paper, 3, 150, 41);
+        let adam = paper.with_optimizer(OptimizerKind::Adam);
+        assert_eq!((adam.optimizer, adam.lr), (OptimizerKind::Adam, 1e-3));
+    }
 }
