@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Do two chaoscast binaries behave the same? For a refactor (issue 17): the same seeds must give
 # bit-identical metrics.csv (every column but the wall-clock `seconds`), report.json (times
-# aside), predictions and rollouts, for the four neural models and the ESN, with a resumed run
-# (the LSTM) and eval's climate and ensemble (the GRU).
+# aside), predictions and rollouts, for the four neural models' default recipes, the ESN and the
+# direct heads of the LSTM, GRU (attention) and FDN, with a resumed run (the LSTM) and eval's
+# climate and ensemble (the GRU).
 #
 #   git worktree add /tmp/before <commit> && (cd /tmp/before && cargo build --release)
 #   cargo build --release
@@ -20,8 +21,8 @@ after=$(realpath "$2")
 work=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
-# One job per model: a few epochs of its default recipe (the ESN: its closed-form fit), then an
-# evaluation, a forecast of the run's horizon and a rollout past it.
+# One job per run: a few epochs of the model's default recipe (the ESN: its closed-form fit), or
+# of its direct head, then an evaluation, a forecast of the run's horizon and a rollout past it.
 run_all() {
     local bin=$1 out=$2
     mkdir -p "$out"
@@ -31,16 +32,19 @@ run_all() {
         "$bin" generate thomas --samples 2500 --seed 3 -o thomas.parquet -q
         "$bin" generate thomas --samples 400 --seed 4 --format csv -o history.csv -q
         local eval_extra=()
-        for model in lstm gru fdn transformer esn; do
-            local extra=()
+        for run in $runs; do
+            local extra=() model=${run%-direct}
             case $model in
                 lstm | gru) extra=(--epochs 3 --hidden 24) ;;
                 fdn) extra=(--epochs 2 --hidden 8) ;;
                 transformer) extra=(--epochs 2 --hidden 16) ;;
                 esn) extra=(--hidden 200) ;;
             esac
+            # The direct heads: the LSTM's and GRU's attention, the FDN's residual block alone.
+            [ "$run" = "$model" ] || extra+=(--decoder direct)
             "$bin" train --data thomas.parquet --model "$model" --seed 7 "${extra[@]}" \
-                -o "$model" -q >/dev/null
+                -o "$run" -q >/dev/null
+            model=$run
             case $model in
                 # The resume path, and eval's climate and ensemble.
                 lstm) "$bin" train --resume lstm --epochs 4 -q >/dev/null ;;
@@ -54,6 +58,9 @@ run_all() {
     )
 }
 
+# The default recipes (autoregressive decoders) of the four models and the ESN, then the direct
+# heads of the models that have their own fused parts there.
+runs="lstm gru fdn transformer esn lstm-direct gru-direct fdn-direct"
 run_all "$before" "$work/before"
 run_all "$after" "$work/after"
 
@@ -86,7 +93,7 @@ compare() {
         status=1
     fi
 }
-for model in lstm gru fdn transformer esn; do
+for model in $runs; do
     for f in predict.csv rollout.csv; do
         compare "$model/$f" "$work/before/$model/$f" "$work/after/$model/$f"
     done

@@ -158,7 +158,7 @@ def _finish(module):
     return module
 
 
-# --- FDN (src/models/fdn.rs) --------------------------------------------------------------------
+# --- FDN (src/models/fdn/) ---------------------------------------------------------------------
 
 
 class _FdnBlock(nn.Module):
@@ -259,7 +259,7 @@ class Fdn(nn.Module):
         return _sliding_or_direct_rollout(self, x, steps)
 
 
-# --- transformer (src/models/transformer.rs) ----------------------------------------------------
+# --- transformer (src/models/transformer/) -----------------------------------------------------
 
 # Burn's PositionalEncodingConfig defaults, which TransformerConfig::init keeps.
 MAX_SEQUENCE_SIZE = 5000

@@ -134,14 +134,14 @@ fn forward_text(model: &ModelConfig) -> String {
              and read its last lookback steps again."
         }
         ModelConfig::Fdn(_) => {
-            "FDN (see chaoscast's src/models/fdn.rs): the window is cut into its oldest half and \
+            "FDN (see chaoscast's src/models/fdn/): the window is cut into its oldest half and \
              two quarters; branch b reads segment b per variable (or all variables with mixing): \
              lift (1x1 Conv1d), blocks of h + GELU(temporal(pointwise(h))) with 'same' padding, \
              then head on the flattened [channels·steps] features; the branches' forecasts are \
              averaged (plus the window's last value with residual)."
         }
         ModelConfig::Transformer(_) => {
-            "Transformer encoder (see chaoscast's src/models/transformer.rs): patches of `patch` \
+            "Transformer encoder (see chaoscast's src/models/transformer/): patches of `patch` \
              steps (the oldest lookback % patch steps dropped) projected by input, plus Burn's \
              sinusoidal positional encoding, through Burn's TransformerEncoder layers (mha, \
              pwff, norm_1, norm_2), pooled (last token or mean), then head to [horizon, vars]."

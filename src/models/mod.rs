@@ -8,10 +8,8 @@
 pub mod attention;
 pub mod autoregressive;
 pub mod cells;
-pub mod encoder;
 pub mod esn;
 pub mod fdn;
-mod fdn_block;
 mod host;
 pub mod init;
 pub mod recurrent;

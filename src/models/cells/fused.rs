@@ -16,8 +16,8 @@
 use burn::prelude::*;
 
 use super::generic::Kind;
-use super::kernels::{self, Dims, GruTape, LstmTape};
-use crate::models::host::{self, HostOp, float};
+use super::kernels::{self, GruTape, LstmTape, RnnSizes};
+use crate::models::host::{self, HostOp, float, parents};
 
 /// The fused LSTM layer, when the backend has it: `x` `[batch, steps, inputs]` → every hidden
 /// state `[batch, steps, hidden]`. With `with_cell` (the CPU backends and CUDA under autodiff)
@@ -42,7 +42,7 @@ pub(super) fn lstm<B: Backend>(
 }
 
 /// Per sequence: its `steps` hidden rows, then its last cell state.
-fn append_cells(h: &[f32], c: &[f32], d: Dims) -> Vec<f32> {
+fn append_cells(h: &[f32], c: &[f32], d: RnnSizes) -> Vec<f32> {
     let (n, hid) = (d.steps * d.hidden, d.hidden);
     let mut out = Vec::with_capacity(h.len() + c.len());
     for b in 0..d.batch {
@@ -53,7 +53,7 @@ fn append_cells(h: &[f32], c: &[f32], d: Dims) -> Vec<f32> {
 }
 
 /// The inverse of [`append_cells`] for a gradient: (hidden rows, last-cell rows).
-fn split_cells(g: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
+fn split_cells(g: &[f32], d: RnnSizes) -> (Vec<f32>, Vec<f32>) {
     let (n, hid) = (d.steps * d.hidden, d.hidden);
     let mut dh = Vec::with_capacity(d.batch * n);
     let mut dc = Vec::with_capacity(d.batch * hid);
@@ -109,7 +109,7 @@ fn run<B: Backend>(
     let [batch, steps, inputs] = x.dims();
     let layer = Layer {
         kind,
-        d: Dims {
+        d: RnnSizes {
             batch,
             steps,
             inputs,
@@ -129,7 +129,7 @@ fn run<B: Backend>(
 #[derive(Clone, Copy, Debug)]
 struct Layer {
     kind: Kind,
-    d: Dims,
+    d: RnnSizes,
     /// Whether the output carries the last cell state after the hidden states (LSTM).
     with_cell: bool,
 }
@@ -170,7 +170,8 @@ impl HostOp for Layer {
         let d = self.d;
         match self.kind {
             Kind::Lstm => {
-                let (h, tape) = kernels::lstm_forward(d, p[0], p[1], p[2], p[3]);
+                let [x, w_x, w_h, bias] = parents::<4>(p);
+                let (h, tape) = kernels::lstm_forward(d, x, w_x, w_h, bias);
                 if self.with_cell {
                     let out = append_cells(&h, &tape.last_cells(d), d);
                     (out, Tape::Lstm(tape, Some(h)))
@@ -179,7 +180,8 @@ impl HostOp for Layer {
                 }
             }
             Kind::Gru => {
-                let (h, tape) = kernels::gru_forward(d, p[0], p[1], p[2], p[3], p[4]);
+                let [x, w_x, w_h, b_x, b_h] = parents::<5>(p);
+                let (h, tape) = kernels::gru_forward(d, x, w_x, w_h, b_x, b_h);
                 (h, Tape::Gru(tape))
             }
         }
@@ -194,7 +196,11 @@ impl HostOp for Layer {
         want: &[bool],
     ) -> Vec<Option<Vec<f32>>> {
         let d = self.d;
-        let (x, wx, wh) = (p[0], p[1], p[2]);
+        // Both layers' inputs start x, W_x, W_h (see input_shapes); the backward kernels do not
+        // read the biases.
+        let &[x, wx, wh, ..] = p else {
+            unreachable!("a recurrent layer has at least x, W_x and W_h")
+        };
         let grads = match tape {
             Tape::Lstm(tape, h) => {
                 let h = h.as_deref().unwrap_or(out);

@@ -1,7 +1,7 @@
 //! The GRU's kernels (PyTorch's formulation, gate order r, z, n): the whole sequence forward
 //! from a zero state and back-propagation through time.
 
-use super::{Dims, Grads, previous_states, sigmoid, tanh, weight_grads};
+use super::{Grads, RnnSizes, previous_states, sigmoid, tanh, weight_grads};
 use crate::models::host::{
     View, affine_into, chunk_rows, column_sums, matmul, multiversion, transposed,
 };
@@ -18,7 +18,7 @@ pub struct GruTape {
 /// GRU over whole sequences from a zero state (PyTorch's formulation, gate order r, z, n):
 /// every hidden state `[batch, steps, hidden]` and the tape for [`gru_backward`].
 pub fn gru_forward(
-    d: Dims,
+    d: RnnSizes,
     x: &[f32],
     input: &[f32],
     recurrent: &[f32],
@@ -43,7 +43,7 @@ pub fn gru_forward(
         .zip(hidden_n.par_chunks_mut(n * hid))
         .zip(x.par_chunks(n * d.inputs))
         .for_each(|(((h, acts), hidden_n), x)| {
-            let d = Dims {
+            let d = RnnSizes {
                 batch: h.len() / (steps * hid),
                 ..d
             };
@@ -65,7 +65,7 @@ pub fn gru_forward(
 multiversion! {
     /// [`gru_forward`] for one chunk of sequences, on one thread.
     fn gru_forward_chunk(
-        d: Dims,
+        d: RnnSizes,
         x: &[f32],
         input: &[f32],
         recurrent: &[f32],
@@ -122,7 +122,7 @@ multiversion! {
 /// the loss with respect to it.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward(
-    d: Dims,
+    d: RnnSizes,
     x: &[f32],
     input: &[f32],
     recurrent: &[f32],
@@ -149,7 +149,7 @@ pub fn gru_backward(
         .zip(h.par_chunks(n * hid))
         .zip(dh.par_chunks(n * hid))
         .for_each(|(((((dgx, dgh), acts), hidden_n), h), dh)| {
-            let d = Dims {
+            let d = RnnSizes {
                 batch: dh.len() / (steps * hid),
                 ..d
             };
@@ -171,7 +171,7 @@ multiversion! {
     /// The pre-activation gradients of [`gru_backward`] for one chunk of sequences, on one
     /// thread.
     fn gru_backward_chunk(
-        d: Dims,
+        d: RnnSizes,
         recurrent_t: &[f32],
         acts: &[f32],
         hidden_n: &[f32],

@@ -1,7 +1,7 @@
 //! The LSTM's kernels: the whole sequence forward from a zero state and back-propagation
 //! through time (gate order i, f, g, o).
 
-use super::{Dims, Grads, previous_states, sigmoid, tanh, weight_grads};
+use super::{Grads, RnnSizes, previous_states, sigmoid, tanh, weight_grads};
 use crate::models::host::{
     View, affine_into, chunk_rows, column_sums, matmul, multiversion, transposed,
 };
@@ -19,7 +19,7 @@ pub struct LstmTape {
 
 impl LstmTape {
     /// The last cell state of every sequence, `[batch, hidden]`.
-    pub fn last_cells(&self, d: Dims) -> Vec<f32> {
+    pub fn last_cells(&self, d: RnnSizes) -> Vec<f32> {
         let hid = d.hidden;
         (0..d.batch)
             .flat_map(|b| {
@@ -33,7 +33,7 @@ impl LstmTape {
 /// LSTM over whole sequences from a zero state (gate order i, f, g, o): every hidden state
 /// `[batch, steps, hidden]` and the tape for [`lstm_backward`].
 pub fn lstm_forward(
-    d: Dims,
+    d: RnnSizes,
     x: &[f32],
     input: &[f32],
     recurrent: &[f32],
@@ -58,7 +58,7 @@ pub fn lstm_forward(
         .zip(tanh_cells.par_chunks_mut(n * hid))
         .zip(x.par_chunks(n * d.inputs))
         .for_each(|((((h, acts), cells), tanh_cells), x)| {
-            let d = Dims {
+            let d = RnnSizes {
                 batch: h.len() / (steps * hid),
                 ..d
             };
@@ -77,7 +77,7 @@ pub fn lstm_forward(
 multiversion! {
     /// [`lstm_forward`] for one chunk of sequences, on one thread.
     fn lstm_forward_chunk(
-        d: Dims,
+        d: RnnSizes,
         x: &[f32],
         input: &[f32],
         recurrent: &[f32],
@@ -130,7 +130,7 @@ multiversion! {
 /// output too) the gradient with respect to the last cell state.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward(
-    d: Dims,
+    d: RnnSizes,
     x: &[f32],
     input: &[f32],
     recurrent: &[f32],
@@ -170,7 +170,7 @@ pub fn lstm_backward(
         .zip(dh.par_chunks(n * hid))
         .zip(dc_last.par_chunks(chunk_rows(d.batch) * hid))
         .for_each(|(((((da, acts), cells), tanh_cells), dh), dc_last)| {
-            let d = Dims {
+            let d = RnnSizes {
                 batch: dh.len() / (steps * hid),
                 ..d
             };
@@ -191,7 +191,7 @@ pub fn lstm_backward(
 multiversion! {
     /// The gate gradients `da` of [`lstm_backward`] for one chunk of sequences, on one thread.
     fn lstm_backward_chunk(
-        d: Dims,
+        d: RnnSizes,
         recurrent_t: &[f32],
         acts: &[f32],
         cells: &[f32],

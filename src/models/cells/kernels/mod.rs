@@ -23,7 +23,7 @@ use crate::models::host::{View, exp, gram, matmul};
 
 /// Sizes of one recurrent layer call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
+pub struct RnnSizes {
     /// Sequences in the batch.
     pub batch: usize,
     /// Time steps.
@@ -34,7 +34,7 @@ pub struct Dims {
     pub hidden: usize,
 }
 
-impl Dims {
+impl RnnSizes {
     pub(super) fn rows(&self) -> usize {
         self.batch * self.steps
     }
@@ -53,7 +53,7 @@ pub fn tanh(x: f32) -> f32 {
 }
 
 /// The hidden states shifted one step later: row `(b, t)` holds `h[b, t−1]`, zero at `t = 0`.
-pub(super) fn previous_states(h: &[f32], d: Dims) -> Vec<f32> {
+pub(super) fn previous_states(h: &[f32], d: RnnSizes) -> Vec<f32> {
     let mut out = vec![0.0; h.len()];
     let seq = d.steps * d.hidden;
     for b in 0..d.batch {
@@ -82,7 +82,7 @@ pub struct Grads {
 /// (when wanted) dX = dG_x·W_xᵀ.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grads(
-    d: Dims,
+    d: RnnSizes,
     gates: usize,
     x: &[f32],
     input: &[f32],

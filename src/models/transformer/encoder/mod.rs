@@ -23,9 +23,10 @@ use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::host::{
-    self, HostOp, View, affine, chunk_rows, column_block, column_sums, exp, float, gelu,
-    gelu_backward, gram, matmul, multiversion, side_by_side, times_transposed,
+use crate::models::host::{
+    self, HostOp, View, affine, chunk_rows, column_block, column_sums, float, gelu, gelu_backward,
+    gram, layer_norm, layer_norm_backward, matmul, side_by_side, softmax_backward, softmax_rows,
+    times_transposed,
 };
 
 /// The layer norms' ε: the default of Burn's `TransformerEncoderConfig`, which the forecaster
@@ -47,7 +48,7 @@ pub(crate) fn forward<B: Backend>(
 
 /// Sizes of one layer call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
+pub struct EncoderLayerOp {
     /// Sequences.
     pub batch: usize,
     /// Tokens per sequence.
@@ -60,7 +61,7 @@ pub struct Dims {
     pub ff: usize,
 }
 
-impl Dims {
+impl EncoderLayerOp {
     fn rows(&self) -> usize {
         self.batch * self.steps
     }
@@ -129,7 +130,7 @@ fn fused<B: Backend>(layer: &TransformerEncoderLayer<B>, x: Tensor<B, 3>) -> Opt
     if inner_in != width || heads == 0 || !width.is_multiple_of(heads) {
         return None;
     }
-    let d = Dims {
+    let d = EncoderLayerOp {
         batch,
         steps,
         width,
@@ -138,10 +139,10 @@ fn fused<B: Backend>(layer: &TransformerEncoderLayer<B>, x: Tensor<B, 3>) -> Opt
     };
     let mut inputs = vec![float(x)];
     inputs.extend(parameters(layer)?);
-    host::run::<B, Dims, PARENTS, 3>(d, inputs)
+    host::run::<B, EncoderLayerOp, PARENTS, 3>(d, inputs)
 }
 
-impl HostOp for Dims {
+impl HostOp for EncoderLayerOp {
     type Tape = Tape;
 
     /// In parent order (see [`Param`]).
@@ -188,6 +189,7 @@ impl HostOp for Dims {
         }
         let (mut xhat1, mut rstd1, mut y1) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
         layer_norm(
+            LAYER_NORM_EPS,
             &r1,
             p[Gamma1 as usize],
             p[Beta1 as usize],
@@ -204,6 +206,7 @@ impl HostOp for Dims {
         }
         let (mut xhat2, mut rstd2, mut out) = (vec![0.0; n * w], vec![0.0; n], vec![0.0; n * w]);
         layer_norm(
+            LAYER_NORM_EPS,
             &r2,
             p[Gamma2 as usize],
             p[Beta2 as usize],
@@ -334,7 +337,7 @@ pub struct Tape {
 /// Self-attention of every sequence and head: the attention weights
 /// `[batch, heads, steps, steps]` and the heads' outputs side by side, `[rows, width]`. The
 /// batch is split over the thread pool.
-fn attention(d: Dims, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
+fn attention(d: EncoderLayerOp, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (t, w, h) = (d.steps, d.width, d.heads);
     let (dk, w3) = (w / h, 3 * w);
     let divisor = (dk as f32).sqrt();
@@ -379,7 +382,7 @@ fn attention(d: Dims, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
 
 /// The gradient of the queries, keys and values `[rows, 3·width]` from that of the heads'
 /// outputs, per sequence and head, the batch split over the thread pool.
-fn attention_backward(d: Dims, tape: &Tape, dcontext: &[f32]) -> Vec<f32> {
+fn attention_backward(d: EncoderLayerOp, tape: &Tape, dcontext: &[f32]) -> Vec<f32> {
     let (t, w, h) = (d.steps, d.width, d.heads);
     let (dk, w3) = (w / h, 3 * w);
     let divisor = (dk as f32).sqrt();
@@ -440,107 +443,6 @@ fn attention_backward(d: Dims, tape: &Tape, dcontext: &[f32]) -> Vec<f32> {
             }
         });
     dqkv
-}
-
-// The element-wise parts, each one pass that vectorises.
-
-multiversion! {
-    /// The softmax of every row of `s / divisor`, in place.
-    fn softmax_rows(s: &mut [f32], cols: usize, divisor: f32) {
-        for row in s.chunks_exact_mut(cols) {
-            let mut max = f32::NEG_INFINITY;
-            for v in row.iter_mut() {
-                *v /= divisor;
-                max = max.max(*v);
-            }
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = exp(*v - max);
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
-            for v in row.iter_mut() {
-                *v *= inv;
-            }
-        }
-    }
-}
-
-multiversion! {
-    /// The gradient of the scores `s / divisor` from that of their softmax `a`, in place of
-    /// the latter: `ds = a ⊙ (da − Σ_j da·a) / divisor` by rows.
-    fn softmax_backward(a: &[f32], da: &mut [f32], cols: usize, divisor: f32) {
-        for (a, da) in a.chunks_exact(cols).zip(da.chunks_exact_mut(cols)) {
-            let dot: f32 = a.iter().zip(da.iter()).map(|(a, d)| a * d).sum();
-            for (a, d) in a.iter().zip(da.iter_mut()) {
-                *d = a * (*d - dot) / divisor;
-            }
-        }
-    }
-}
-
-multiversion! {
-    /// Layer norm by rows of `r`: the normalised rows, 1/σ per row, and `xhat·γ + β`.
-    fn layer_norm(
-        r: &[f32],
-        gamma: &[f32],
-        beta: &[f32],
-        xhat: &mut [f32],
-        rstd: &mut [f32],
-        y: &mut [f32],
-    ) {
-        let w = gamma.len();
-        let rows = r
-            .chunks_exact(w)
-            .zip(xhat.chunks_exact_mut(w))
-            .zip(rstd.iter_mut())
-            .zip(y.chunks_exact_mut(w));
-        for (((r, xhat), rstd), y) in rows {
-            let mean = r.iter().sum::<f32>() / w as f32;
-            let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
-            let s = 1.0 / (var + LAYER_NORM_EPS).sqrt();
-            *rstd = s;
-            for j in 0..w {
-                xhat[j] = (r[j] - mean) * s;
-                y[j] = xhat[j] * gamma[j] + beta[j];
-            }
-        }
-    }
-}
-
-multiversion! {
-    /// The gradient of a layer norm's input from that of its output `dy`; γ's and β's
-    /// gradients are added to `dgamma`, `dbeta`.
-    fn layer_norm_backward(
-        dy: &[f32],
-        xhat: &[f32],
-        rstd: &[f32],
-        gamma: &[f32],
-        dx: &mut [f32],
-        dgamma: &mut [f32],
-        dbeta: &mut [f32],
-    ) {
-        let w = gamma.len();
-        let rows = dy
-            .chunks_exact(w)
-            .zip(xhat.chunks_exact(w))
-            .zip(rstd)
-            .zip(dx.chunks_exact_mut(w));
-        for (((dy, xhat), &s), dx) in rows {
-            let (mut m1, mut m2) = (0.0, 0.0);
-            for j in 0..w {
-                let g = dy[j] * gamma[j];
-                m1 += g;
-                m2 += g * xhat[j];
-                dgamma[j] += dy[j] * xhat[j];
-                dbeta[j] += dy[j];
-            }
-            let (m1, m2) = (m1 / w as f32, m2 / w as f32);
-            for j in 0..w {
-                dx[j] = s * (dy[j] * gamma[j] - m1 - xhat[j] * m2);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

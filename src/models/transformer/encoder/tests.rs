@@ -11,7 +11,7 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 }
 
 /// Every parameter random (biases and layer-norm shifts too).
-fn encoder<B: Backend>(d: Dims, layers: usize, seed: u64) -> TransformerEncoder<B> {
+fn encoder<B: Backend>(d: EncoderLayerOp, layers: usize, seed: u64) -> TransformerEncoder<B> {
     TransformerEncoderConfig::new(d.width, d.ff, d.heads, layers)
         .with_dropout(0.0)
         .init::<B>(&Default::default())
@@ -37,7 +37,7 @@ fn fused_layers_match_burns_forward_and_gradients() {
             .expect("a thread pool")
             .install(|| {
                 for (batch, steps, width, heads, ff) in shapes {
-                    let d = Dims {
+                    let d = EncoderLayerOp {
                         batch,
                         steps,
                         width,
@@ -84,7 +84,7 @@ fn fused_layers_match_burns_forward_and_gradients() {
 /// encoder is built with.
 #[test]
 fn the_fused_path_covers_the_forecasters_layers_only() {
-    let d = Dims {
+    let d = EncoderLayerOp {
         batch: 2,
         steps: 3,
         width: 4,

@@ -17,9 +17,9 @@ use burn::nn::conv::Conv1d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::host::{
+use crate::models::host::{
     self, HostOp, View, affine_into, chunk_rows, column_sums, float, gelu, gelu_backward, gram,
-    matmul, times_transposed, transposed,
+    matmul, parents, times_transposed, transposed,
 };
 
 /// One residual block: 1×1 convolution, temporal convolution, GELU, plus the input.
@@ -37,7 +37,7 @@ const PARENTS: usize = 5;
 
 /// Sizes of one block call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
+pub struct BlockOp {
     /// Series (batch × variables).
     pub series: usize,
     /// Steps per series.
@@ -48,7 +48,7 @@ pub struct Dims {
     pub kernel: usize,
 }
 
-impl Dims {
+impl BlockOp {
     fn rows(&self) -> usize {
         self.series * self.steps
     }
@@ -70,7 +70,7 @@ pub fn forward<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Option<Tensor<B
     {
         return None;
     }
-    let d = Dims {
+    let d = BlockOp {
         series,
         steps,
         channels,
@@ -83,10 +83,10 @@ pub fn forward<B: Backend>(block: &Block<B>, h: Tensor<B, 3>) -> Option<Tensor<B
         float(block.temporal.weight.val()),
         float(block.temporal.bias.as_ref()?.val()),
     ];
-    host::run::<B, Dims, PARENTS, 3>(d, inputs)
+    host::run::<B, BlockOp, PARENTS, 3>(d, inputs)
 }
 
-impl HostOp for Dims {
+impl HostOp for BlockOp {
     type Tape = Tape;
 
     fn input_shapes(&self) -> Vec<Vec<usize>> {
@@ -108,23 +108,24 @@ impl HostOp for Dims {
     /// `[series, steps, channels]` and the tape. The series are split over the thread pool (they
     /// are independent), each chunk running every product and pass on its own.
     fn forward(&self, p: &[&[f32]]) -> (Vec<f32>, Tape) {
+        let [features, w_point, b_point, w_temporal, b_temporal] = parents::<PARENTS>(p);
         let d = *self;
         let c = d.channels;
-        let (pointwise, temporal) = (transposed(p[1], c, c), kernel_matrix(p[3], d));
+        let (pointwise, temporal) = (transposed(w_point, c, c), kernel_matrix(w_temporal, d));
         let len = d.rows() * c;
         let (mut z, mut y, mut out) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
         let per = chunk_rows(d.series) * d.steps * c;
         z.par_chunks_mut(per)
             .zip(y.par_chunks_mut(per))
             .zip(out.par_chunks_mut(per))
-            .zip(p[0].par_chunks(per))
+            .zip(features.par_chunks(per))
             .for_each(|(((z, y), out), h)| {
-                let local = Dims {
+                let local = BlockOp {
                     series: z.len() / (d.steps * c),
                     ..d
                 };
-                affine_into(z, h, &pointwise, p[2]);
-                affine_into(y, &shifted_copies(z, local), &temporal, p[4]);
+                affine_into(z, h, &pointwise, b_point);
+                affine_into(y, &shifted_copies(z, local), &temporal, b_temporal);
                 gelu(y, out);
                 for (o, h) in out.iter_mut().zip(h) {
                     *o += h;
@@ -144,9 +145,10 @@ impl HostOp for Dims {
         dout: &[f32],
         want: &[bool],
     ) -> Vec<Option<Vec<f32>>> {
+        let [features, w_point, _, w_temporal, _] = parents::<PARENTS>(p);
         let d = *self;
         let (c, k) = (d.channels, d.kernel);
-        let temporal = kernel_matrix(p[3], d);
+        let temporal = kernel_matrix(w_temporal, d);
         let per = chunk_rows(d.series) * d.steps * c;
         // The residual passes `dout` on; the chunks add the convolutions' part.
         let mut dh = dout.to_vec();
@@ -155,9 +157,9 @@ impl HostOp for Dims {
             .zip(dout.par_chunks(per))
             .zip(tape.y.par_chunks(per))
             .zip(tape.z.par_chunks(per))
-            .zip(p[0].par_chunks(per))
+            .zip(features.par_chunks(per))
             .map(|((((dh, dout), y), z), h)| {
-                let local = Dims {
+                let local = BlockOp {
                     series: dh.len() / (d.steps * c),
                     ..d
                 };
@@ -177,7 +179,7 @@ impl HostOp for Dims {
                     true,
                     &dz,
                     View::row_major(n, c),
-                    p[1],
+                    w_point,
                     View::row_major(c, c),
                 );
                 [
@@ -220,7 +222,7 @@ pub struct Tape {
 }
 
 /// The temporal kernel `[out, in, k]` as the matrix `[k·in, out]` the shifted copies multiply.
-fn kernel_matrix(w: &[f32], d: Dims) -> Vec<f32> {
+fn kernel_matrix(w: &[f32], d: BlockOp) -> Vec<f32> {
     let (c, k) = (d.channels, d.kernel);
     let mut m = vec![0.0; w.len()];
     for o in 0..c {
@@ -234,7 +236,7 @@ fn kernel_matrix(w: &[f32], d: Dims) -> Vec<f32> {
 }
 
 /// The inverse of [`kernel_matrix`]: `[k·in, out]` back to Burn's `[out, in, k]`.
-fn kernel_from_matrix(m: &[f32], d: Dims) -> Vec<f32> {
+fn kernel_from_matrix(m: &[f32], d: BlockOp) -> Vec<f32> {
     let (c, k) = (d.channels, d.kernel);
     let mut w = vec![0.0; m.len()];
     for o in 0..c {
@@ -249,7 +251,7 @@ fn kernel_from_matrix(m: &[f32], d: Dims) -> Vec<f32> {
 
 /// The k shifted copies of every series side by side, `[rows, k·channels]`: row `(s, t)`
 /// holds `z[s, t + j − pad]` in block `j`, zero outside the series.
-fn shifted_copies(z: &[f32], d: Dims) -> Vec<f32> {
+fn shifted_copies(z: &[f32], d: BlockOp) -> Vec<f32> {
     let (c, k, steps) = (d.channels, d.kernel, d.steps);
     let pad = (k - 1) / 2;
     let mut cols = vec![0.0; d.rows() * k * c];
@@ -270,7 +272,7 @@ fn shifted_copies(z: &[f32], d: Dims) -> Vec<f32> {
 }
 
 /// The adjoint of [`shifted_copies`]: every block's rows added back where they came from.
-fn unshift(cols: &[f32], d: Dims) -> Vec<f32> {
+fn unshift(cols: &[f32], d: BlockOp) -> Vec<f32> {
     let (c, k, steps) = (d.channels, d.kernel, d.steps);
     let pad = (k - 1) / 2;
     let mut z = vec![0.0; d.rows() * c];

@@ -16,8 +16,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::autoregressive::{Feed, Teacher};
-pub use super::fdn_block::Block;
+mod block;
+
 use super::init::HostInit;
+pub use block::Block;
 // `Result` stays unimported: burn's Config derive refers to it unqualified.
 use crate::error::Error;
 
@@ -194,7 +196,7 @@ impl<B: Backend> Fdn<B> {
     /// The convolutions run as matrix products on channels-last features `[series, steps,
     /// channels]`: a kernel-1 convolution is one product over channels, a kernel-k one is one
     /// product over the k shifted copies side by side; on the CPU backend each residual block
-    /// is one fused operation doing the same on host buffers (`fdn_block`). Same parameters and
+    /// is one fused operation doing the same on host buffers (`block.rs`). Same parameters and
     /// the same function as [`Self::forward_reference`], several times faster on the CPU
     /// backend, whose direct convolution walks strided views element by element.
     ///
@@ -256,7 +258,7 @@ impl<B: Backend> Fdn<B> {
                     series.clone().narrow(1, branch.start, branch.len),
                 );
                 for block in &branch.blocks {
-                    h = super::fdn_block::forward(block, h.clone()).unwrap_or_else(|| {
+                    h = block::forward(block, h.clone()).unwrap_or_else(|| {
                         let y = temporal(&block.temporal, pointwise(&block.pointwise, h.clone()));
                         self.activation.forward(y) + h
                     });

@@ -26,6 +26,8 @@ use super::init::HostInit;
 // `Result` stays unimported: burn's Config derive refers to it unqualified.
 use crate::error::Error;
 
+pub mod encoder;
+
 /// How the encoder's outputs become one vector per window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,7 +228,7 @@ impl<B: Backend> TransformerForecaster<B> {
         };
         let steps = x.dims()[1];
         let tokens = self.position.forward(self.input.forward(x));
-        let encoded = super::encoder::forward(&self.encoder, tokens);
+        let encoded = encoder::forward(&self.encoder, tokens);
         let width = encoded.dims()[2];
         if self.pooling {
             encoded.mean_dim(1).reshape([batch, width])
