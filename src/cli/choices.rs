@@ -12,7 +12,9 @@ use chaoscast::train::trainer::OptimizerKind;
 macro_rules! choice {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+        )]
         pub(crate) enum $name {
             $(
                 #[value(name = $text)]

@@ -14,7 +14,7 @@ use chaoscast::train::asam::Sharpness;
 use chaoscast::train::schedule::LrSchedule;
 use chaoscast::train::strategy::Strategy;
 use chaoscast::train::trainer::{ClosedLoop, TrainConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::choices::{
     BioName, DecoderName, DeviceName, FlDistName, ModelName, OptimizerName, PresetName, SamName,
@@ -22,7 +22,7 @@ use super::choices::{
 };
 
 /// The settings a config file may give, under the flags' names; each flag is one of them.
-#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, clap::Args)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct Settings {
     /// Dataset file written by `chaoscast generate`.
@@ -264,6 +264,30 @@ impl Settings {
             split: self.split.or(file.split),
             output: self.output.or(file.output),
         }
+    }
+
+    /// The settings given, by their flag names (`--lr`), in alphabetical order: every field
+    /// that is set, so a new setting is counted without being listed anywhere.
+    pub(crate) fn given(&self) -> Vec<String> {
+        // The paths are counted by hand: serde refuses a path that is not UTF-8.
+        let rest = Settings {
+            data: None,
+            output: None,
+            ..self.clone()
+        };
+        // TOML leaves out what is not set (and keeps a NaN, which JSON would make null).
+        let table = toml::Table::try_from(&rest).expect("numbers, names and strings serialise");
+        let mut given: Vec<String> = table.keys().map(|k| format!("--{k}")).collect();
+        for (set, flag) in [
+            (self.data.is_some(), "--data"),
+            (self.output.is_some(), "--output"),
+        ] {
+            if set {
+                given.push(flag.into());
+            }
+        }
+        given.sort();
+        given
     }
 
     /// Whether any one mechanism's own setting is given (FL spread or distribution, a WR

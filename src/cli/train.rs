@@ -223,46 +223,16 @@ fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
 
 /// Resumes the run in `run`; `flags` may change only epochs, patience, data and device.
 pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Result<Summary> {
-    if let Some(flag) = flags.shaping() {
-        bail!("{flag} cannot change a run being resumed");
-    }
-    for (set, flag) in [
-        (flags.seed.is_some(), "--seed"),
-        (flags.batch_size.is_some(), "--batch-size"),
-        (flags.lr.is_some(), "--lr"),
-        (flags.optimizer.is_some(), "--optimizer"),
-        (flags.sam.is_some(), "--sam"),
-        (flags.stride.is_some(), "--stride"),
-        (flags.weight_decay.is_some(), "--weight-decay"),
-        (
-            flags.schedule.is_some()
-                || flags.plateau_factor.is_some()
-                || flags.plateau_patience.is_some(),
-            "a schedule flag",
-        ),
-        (flags.rho.is_some(), "--rho"),
-        (flags.split.is_some(), "--split"),
-        (flags.input_noise.is_some(), "--input-noise"),
-        (flags.clip_grad.is_some(), "--clip-grad"),
-        (flags.window_loss.is_some(), "--window-loss"),
-        (
-            flags.closed_loop_epochs.is_some() || flags.bptt.is_some(),
-            "--closed-loop-epochs or --bptt",
-        ),
-        (
-            flags.bio.is_some() || flags.sets_a_mechanism() || flags.bio_scope.is_some(),
-            "a bio flag",
-        ),
-        (
-            flags.strategy.is_some() || flags.tf_sampling.is_some() || flags.tf_k.is_some(),
-            "a strategy flag",
-        ),
-    ] {
-        if set {
-            bail!(
-                "{flag} cannot change a run being resumed (only --epochs, --patience, --data and --device can)"
-            );
-        }
+    // Everything a run's config.json fixes; what the resumed run may change is named here.
+    const RESUMABLE: [&str; 4] = ["--data", "--device", "--epochs", "--patience"];
+    if let Some(flag) = flags
+        .given()
+        .into_iter()
+        .find(|f| !RESUMABLE.contains(&f.as_str()))
+    {
+        bail!(
+            "{flag} cannot change a run being resumed (only --epochs, --patience, --data and --device can)"
+        );
     }
     let mut run_cfg = RunConfig::load(run)?;
     let data_path = flags.data.clone().unwrap_or(run_cfg.data_path.clone());

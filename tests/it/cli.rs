@@ -480,6 +480,11 @@ fn resume_and_predict_refuse_bad_input() {
         &["train", "--resume", "run", "--hidden", "8"],
         "cannot change a run being resumed",
     );
+    // Refused whatever its value (a NaN too).
+    fails(
+        &["train", "--resume", "run", "--lr", "NaN"],
+        "--lr cannot change a run being resumed",
+    );
     fails(
         &[
             "train",
