@@ -60,7 +60,7 @@ def linear(weight, bias):
 
 
 class Recurrent(nn.Module):
-    """chaoscast's LSTM/GRU forecaster (src/models/recurrent.rs, autoregressive.rs) on PyTorch's
+    """chaoscast's LSTM/GRU forecaster (src/models/recurrent.rs, autoregressive/) on PyTorch's
     own recurrent layers."""
 
     def __init__(self, cfg, t):

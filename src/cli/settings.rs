@@ -275,9 +275,20 @@ impl Settings {
             output: None,
             ..self.clone()
         };
-        // TOML leaves out what is not set (and keeps a NaN, which JSON would make null).
-        let table = toml::Table::try_from(&rest).expect("numbers, names and strings serialise");
-        let mut given: Vec<String> = table.keys().map(|k| format!("--{k}")).collect();
+        // TOML leaves out what is not set and keeps a NaN (which JSON makes null), but refuses a
+        // count above i64::MAX, which JSON keeps: TOML's keys, else JSON's that are not null.
+        let keys: Vec<String> = match toml::Table::try_from(&rest) {
+            Ok(table) => table.keys().cloned().collect(),
+            Err(_) => match serde_json::to_value(&rest) {
+                Ok(serde_json::Value::Object(map)) => map
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| k)
+                    .collect(),
+                _ => unreachable!("settings serialise to a JSON object"),
+            },
+        };
+        let mut given: Vec<String> = keys.into_iter().map(|k| format!("--{k}")).collect();
         for (set, flag) in [
             (self.data.is_some(), "--data"),
             (self.output.is_some(), "--output"),

@@ -31,7 +31,7 @@ use super::settings::{fresh_config, overrides, split_list};
     Flags override the config file, which overrides the preset. --config takes a TOML file whose keys\n\
     are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
     batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, wr-distance,\n\
-    wr-every, wr-one-sided, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
+    wr-every, wr-one-sided, wr-lr-scaled, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
     sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, residual, mixing, schedule,\n\
     plateau-factor, plateau-patience, weight-decay, rho, input-noise, clip-grad, window-loss,\n\
     closed-loop-epochs, bptt, split, output), or a run's config.json to repeat that run exactly. The run\n\

@@ -25,6 +25,8 @@ pub use autoregressive::{AutoregressiveRnn, Feed, Teacher};
 pub use esn::{Esn, EsnConfig};
 pub use fdn::{Fdn, FdnConfig};
 pub use recurrent::{CellKind, Decoder, RecurrentConfig, RecurrentForecaster};
+/// The fused encoder layer, where it lived before it moved beside the transformer.
+pub use transformer::encoder;
 pub use transformer::{Pooling, TransformerConfig, TransformerForecaster};
 
 /// The model families by their command-line names.

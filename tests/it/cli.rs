@@ -480,10 +480,14 @@ fn resume_and_predict_refuse_bad_input() {
         &["train", "--resume", "run", "--hidden", "8"],
         "cannot change a run being resumed",
     );
-    // Refused whatever its value (a NaN too).
+    // Refused whatever its value (a NaN, a count past i64::MAX too).
     fails(
         &["train", "--resume", "run", "--lr", "NaN"],
         "--lr cannot change a run being resumed",
+    );
+    fails(
+        &["train", "--resume", "run", "--seed", "18446744073709551615"],
+        "--seed cannot change a run being resumed",
     );
     fails(
         &[
