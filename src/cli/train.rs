@@ -224,14 +224,16 @@ fn resume_run(run: &Path, args: &Args, quiet: bool) -> Result<()> {
 /// Resumes the run in `run`; `flags` may change only epochs, patience, data and device.
 pub(crate) fn resume_settings(run: &Path, flags: &Settings, quiet: bool) -> Result<Summary> {
     // Everything a run's config.json fixes; what the resumed run may change is named here.
-    const RESUMABLE: [&str; 4] = ["--data", "--device", "--epochs", "--patience"];
+    const RESUMABLE: [&str; 4] = ["--epochs", "--patience", "--data", "--device"];
     if let Some(flag) = flags
         .given()
         .into_iter()
         .find(|f| !RESUMABLE.contains(&f.as_str()))
     {
+        let [rest @ .., last] = RESUMABLE;
         bail!(
-            "{flag} cannot change a run being resumed (only --epochs, --patience, --data and --device can)"
+            "{flag} cannot change a run being resumed (only {} and {last} can)",
+            rest.join(", ")
         );
     }
     let mut run_cfg = RunConfig::load(run)?;

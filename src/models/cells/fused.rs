@@ -198,9 +198,7 @@ impl HostOp for Layer {
         let d = self.d;
         // Both layers' inputs start x, W_x, W_h (see input_shapes); the backward kernels do not
         // read the biases.
-        let &[x, wx, wh, ..] = p else {
-            unreachable!("a recurrent layer has at least x, W_x and W_h")
-        };
+        let [x, wx, wh] = parents::<3>(&p[..3]);
         let grads = match tape {
             Tape::Lstm(tape, h) => {
                 let h = h.as_deref().unwrap_or(out);
