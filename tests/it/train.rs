@@ -120,6 +120,52 @@ fn a_diverging_run_stops_naming_epoch_and_step() {
     );
 }
 
+/// A trained model's bits do not depend on the number of threads: the fused operations cut the
+/// batch into the same chunks on any machine, so a run reproduces on any core count. Every
+/// model (the recurrent ones with the attention head and with the autoregressive decoder), one
+/// epoch on 1, 2 and 3 threads.
+#[test]
+fn training_gives_the_same_bits_on_any_number_of_threads() {
+    use chaoscast::models::Decoder;
+    use chaoscast::train::trainer::{Silent, TrainConfig, train};
+    let data = thomas(500);
+    let models = [
+        ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8)),
+        ModelConfig::Recurrent(
+            RecurrentConfig::new(CellKind::Gru, 3, 5)
+                .with_hidden(8)
+                .with_decoder(Some(Decoder::Autoregressive)),
+        ),
+        ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(8)),
+        ModelConfig::Transformer(TransformerConfig::new(3, 5).with_d_model(16).with_d_ff(32)),
+    ];
+    for model in models {
+        let name = model.name();
+        let mut cfg = TrainConfig::new(model);
+        cfg.lookback = 20;
+        cfg.batch_size = 37;
+        cfg.epochs = 1;
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+                .install(|| {
+                    let outcome = train::<A>(&cfg, &data, &Default::default(), &mut Silent);
+                    weights(&outcome.unwrap().best)
+                })
+        };
+        let one = on(1);
+        for threads in [2, 3] {
+            let bits = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&on(threads)) == bits(&one),
+                "{name}: the weights after one epoch on {threads} threads differ from 1 thread's"
+            );
+        }
+    }
+}
+
 /// Stops a run with an error after `stop_after` epochs, keeping the state of every epoch.
 struct Recorder {
     stop_after: usize,

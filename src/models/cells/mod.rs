@@ -208,8 +208,8 @@ mod tests {
     /// parameter, through two stacked layers.
     #[test]
     fn fused_layers_match_the_reference_forward_and_gradients() {
-        // The batch is split across the thread pool: one chunk, uneven chunks, one sequence
-        // each; and a one-step window.
+        // The batch is cut into two uneven chunks, run on 1, 2 and 5 threads; and a one-step
+        // window.
         for (threads, steps) in [(1, 9), (2, 9), (5, 9), (2, 1)] {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

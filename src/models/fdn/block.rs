@@ -105,8 +105,9 @@ impl HostOp for BlockOp {
     }
 
     /// The block's forward pass on host buffers (`p`: features, then the parameters): the output
-    /// `[series, steps, channels]` and the tape. The series are split over the thread pool (they
-    /// are independent), each chunk running every product and pass on its own.
+    /// `[series, steps, channels]` and the tape. The series are split into the fixed chunks of
+    /// `chunk_rows` (they are independent), run on the thread pool, each chunk running every
+    /// product and pass on its own.
     fn forward(&self, p: &[&[f32]]) -> (Vec<f32>, Tape) {
         let [features, w_point, b_point, w_temporal, b_temporal] = parents::<PARENTS>(p);
         let d = *self;

@@ -1,6 +1,7 @@
 //! Linear algebra on host buffers for the fused operations: strided matrix products through the
 //! `gemm` crate and the small reshuffles around them (transposes, side-by-side blocks, column
-//! sums), and how a batch is cut into chunks for the thread pool.
+//! sums), and how a batch is cut into chunks for the thread pool (the same chunks on any number
+//! of threads).
 
 /// A strided matrix view: element `(r, c)` sits at `r·rs + c·cs` of its slice.
 #[derive(Clone, Copy, Debug)]
@@ -227,9 +228,17 @@ pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Sequences per parallel chunk: the batch split evenly over the thread pool. Sequences are
+/// The chunks the fused operations split a batch into, on any number of threads. Each chunk
+/// sums its own parameter gradients and the chunks' sums are added in order, so the chunk
+/// boundaries decide the bits of a trained model: fixed, they make a run give the same bits on
+/// every machine (`RAYON_NUM_THREADS` and the core count change only its speed). Two, the
+/// split the 2-core machines used when the committed results were trained, which keeps those
+/// results bit-identical.
+pub(crate) const CHUNKS: usize = 2;
+
+/// Sequences per parallel chunk: the batch split evenly into [`CHUNKS`]. Sequences are
 /// independent through the recurrence, so each chunk runs all its steps without waiting for
 /// the others.
 pub(crate) fn chunk_rows(batch: usize) -> usize {
-    batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
+    batch.div_ceil(CHUNKS).max(1)
 }

@@ -336,7 +336,7 @@ pub struct Tape {
 
 /// Self-attention of every sequence and head: the attention weights
 /// `[batch, heads, steps, steps]` and the heads' outputs side by side, `[rows, width]`. The
-/// batch is split over the thread pool.
+/// batch is split into the fixed chunks, run on the thread pool.
 fn attention(d: EncoderLayerOp, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (t, w, h) = (d.steps, d.width, d.heads);
     let (dk, w3) = (w / h, 3 * w);
@@ -381,7 +381,7 @@ fn attention(d: EncoderLayerOp, qkv: &[f32]) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// The gradient of the queries, keys and values `[rows, 3·width]` from that of the heads'
-/// outputs, per sequence and head, the batch split over the thread pool.
+/// outputs, per sequence and head, the batch split into the fixed chunks.
 fn attention_backward(d: EncoderLayerOp, tape: &Tape, dcontext: &[f32]) -> Vec<f32> {
     let (t, w, h) = (d.steps, d.width, d.heads);
     let (dk, w3) = (w / h, 3 * w);
