@@ -10,6 +10,11 @@
 #   benches/same-behaviour.sh /tmp/before/target/release/chaoscast target/release/chaoscast
 #
 # Prints one line per compared file and exits non-zero if any differs. About 10 s on 2 cores.
+#
+# The same check between thread counts (the bits must not depend on them): a wrapper as AFTER,
+#
+#   printf '#!/bin/sh\nRAYON_NUM_THREADS=1 exec %s "$@"\n' "$PWD/target/release/chaoscast" >/tmp/one
+#   chmod +x /tmp/one && benches/same-behaviour.sh target/release/chaoscast /tmp/one
 set -euo pipefail
 
 if [ $# -ne 2 ]; then

@@ -123,17 +123,17 @@ fn a_diverging_run_stops_naming_epoch_and_step() {
 /// A trained model's bits do not depend on the number of threads: the fused operations cut the
 /// batch into the same chunks on any machine, so a run reproduces on any core count. Every
 /// model (the recurrent ones with the attention head and with the autoregressive decoder), one
-/// epoch on 1, 2 and 3 threads.
+/// epoch on 1, 2 and 3 threads, then forecasts of batches of 1, 37 and 300 windows.
 #[test]
 fn training_gives_the_same_bits_on_any_number_of_threads() {
     use chaoscast::models::Decoder;
     use chaoscast::train::trainer::{Silent, TrainConfig, train};
     let data = thomas(500);
     let models = [
-        ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8)),
+        ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(24)),
         ModelConfig::Recurrent(
             RecurrentConfig::new(CellKind::Gru, 3, 5)
-                .with_hidden(8)
+                .with_hidden(24)
                 .with_decoder(Some(Decoder::Autoregressive)),
         ),
         ModelConfig::Fdn(FdnConfig::new(3, 20, 5).with_channels(8)),
@@ -152,15 +152,32 @@ fn training_gives_the_same_bits_on_any_number_of_threads() {
                 .expect("a thread pool")
                 .install(|| {
                     let outcome = train::<A>(&cfg, &data, &Default::default(), &mut Silent);
-                    weights(&outcome.unwrap().best)
+                    let model = outcome.unwrap().best;
+                    let mut forecasts = Vec::new();
+                    for batch in [1, 37, 300] {
+                        let x = (0..batch * 20 * 3)
+                            .map(|i| (i as f32 * 0.37).sin())
+                            .collect::<Vec<_>>();
+                        let x = Tensor::<A, 3>::from_data(
+                            TensorData::new(x, [batch, 20, 3]),
+                            &Default::default(),
+                        );
+                        forecasts.extend(model.forward(x).into_data().to_vec::<f32>().unwrap());
+                    }
+                    (weights(&model), forecasts)
                 })
         };
-        let one = on(1);
+        let bits = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (weights_1, forecasts_1) = on(1);
         for threads in [2, 3] {
-            let bits = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let (weights, forecasts) = on(threads);
             assert!(
-                bits(&on(threads)) == bits(&one),
+                bits(&weights) == bits(&weights_1),
                 "{name}: the weights after one epoch on {threads} threads differ from 1 thread's"
+            );
+            assert!(
+                bits(&forecasts) == bits(&forecasts_1),
+                "{name}: the forecasts on {threads} threads differ from 1 thread's"
             );
         }
     }
