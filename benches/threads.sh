@@ -13,8 +13,8 @@ set -euo pipefail
 
 bin=$(realpath "${1:-target/release/chaoscast}")
 shift || true
-threads=("${@:-1}")
-[ $# -gt 0 ] || threads=(1 2)
+threads=(1 2)
+[ $# -eq 0 ] || threads=("$@")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -228,12 +228,13 @@ pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// The chunks the fused operations split a batch into, on any number of threads. Each chunk
-/// sums its own parameter gradients and the chunks' sums are added in order, so the chunk
-/// boundaries decide the bits of a trained model: fixed, they make a run give the same bits on
-/// every machine (`RAYON_NUM_THREADS` and the core count change only its speed). Two, the
-/// split the 2-core machines used when the committed results were trained, which keeps those
-/// results bit-identical.
+/// The chunks the fused operations split a batch into, on any number of threads. The chunk
+/// boundaries decide the bits: the FDN block sums each chunk's parameter gradients and adds the
+/// sums in order, and gemm picks its kernels by a chunk's row count (so even row-wise passes
+/// change with the cut). Fixed, they make a run give the same bits on every machine
+/// (`RAYON_NUM_THREADS` and the core count change only its speed). Two, the split the 2-core
+/// machines used when the committed results were trained, which keeps those results
+/// bit-identical.
 pub(crate) const CHUNKS: usize = 2;
 
 /// Sequences per parallel chunk: the batch split evenly into [`CHUNKS`]. Sequences are
