@@ -319,6 +319,56 @@ mod tests {
     }
 
     #[test]
+    fn bar_series_never_share_a_colour() {
+        // compare's default grid has 11 variants, which the old 6-colour palette repeated.
+        for n in [1, 11, 20, 21, 55] {
+            let colors: Vec<_> = (0..n).map(|j| series_color(j, n)).collect();
+            for (a, ca) in colors.iter().enumerate() {
+                for cb in &colors[a + 1..] {
+                    let gap = [
+                        ca.0.abs_diff(cb.0),
+                        ca.1.abs_diff(cb.1),
+                        ca.2.abs_diff(cb.2),
+                    ];
+                    assert!(
+                        gap.iter().max().unwrap() >= &10,
+                        "{n} series: {ca:?} and {cb:?} are too close to tell apart"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_bar_chart_keeps_its_legend_beside_the_plot() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups: Vec<String> = ["lstm", "gru", "fdn", "transformer"]
+            .map(String::from)
+            .to_vec();
+        let bars = |n: usize| -> Vec<Bars> {
+            (0..n)
+                .map(|j| Bars {
+                    label: format!("wr+wr-every={}", 100 + j),
+                    values: vec![Some(0.1 * j as f64), None, Some(0.5), Some(1.0)],
+                    errors: vec![0.01; 4],
+                })
+                .collect()
+        };
+        let path = dir.path().join("bars.png");
+        grouped_bars(&path, "t", "y", &groups, &bars(11)).unwrap();
+        // The 900-pixel chart, then a legend column of 40 + 8 pixels per character of the
+        // longest label (15 here).
+        assert_eq!(png_size(&path), (900 + 160, 500));
+        grouped_bars(&path, "t", "y", &groups, &bars(40)).unwrap();
+        assert_eq!(
+            png_size(&path),
+            (1060, 60 + 40 * 18),
+            "taller for a long legend"
+        );
+        assert!(grouped_bars(&path, "t", "y", &groups[..3], &bars(2)).is_err());
+    }
+
+    #[test]
     fn bad_plot_input_is_an_error_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.png");
@@ -340,17 +390,61 @@ pub struct Bars {
     pub errors: Vec<f64>,
 }
 
-const PALETTE: [(u8, u8, u8); 6] = [
+/// Matplotlib's "tab10" colours, then its "tab20" light tones: 20 distinct colours.
+const PALETTE: [(u8, u8, u8); 20] = [
     (31, 119, 180),
     (255, 127, 14),
     (44, 160, 44),
     (214, 39, 40),
     (148, 103, 189),
     (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (199, 199, 199),
+    (219, 219, 141),
+    (158, 218, 229),
 ];
 
+/// The colour of bar series `j` of `n`: the palette while it lasts, otherwise `n` hues spaced
+/// evenly around the colour wheel, so that no two series of one chart share a colour.
+fn series_color(j: usize, n: usize) -> (u8, u8, u8) {
+    if n <= PALETTE.len() {
+        return PALETTE[j];
+    }
+    let hue = j as f64 / n as f64;
+    // HSL with saturation 0.65 and lightness 0.5 (alternating 0.35 so neighbours differ more).
+    let (s, l) = (0.65, if j.is_multiple_of(2) { 0.5 } else { 0.35 });
+    let c = (1.0 - (2.0 * l - 1.0f64).abs()) * s;
+    let h6 = hue * 6.0;
+    let x = c * (1.0 - (h6 % 2.0 - 1.0).abs());
+    let (r, g, b) = match h6 as usize {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = l - c / 2.0;
+    let byte = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    (byte(r), byte(g), byte(b))
+}
+
+/// Pixels per legend entry of a bar chart.
+const LEGEND_LINE: u32 = 18;
+
 /// A grouped bar chart with error bars: one cluster per group (e.g. a model), one bar per series
-/// (e.g. a bio variant), group names above the clusters.
+/// (e.g. a bio variant) in a colour of its own, group names above the clusters, and the legend
+/// in a column right of the chart (the figure is 900 pixels plus that column wide).
 pub fn grouped_bars(
     path: &Path,
     title: &str,
@@ -375,8 +469,8 @@ pub fn grouped_bars(
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-9)
-        // Headroom for the legend in the upper right: one line per series.
-        * (1.15 + 0.06 * series.len() as f64);
+        // Headroom for the group names above the clusters.
+        * 1.08;
     write_png(path, |tmp| {
         let fail = |e: String| Error::storage(tmp, format!("cannot draw the plot ({e})"));
         bars(tmp, title, y_label, groups, series, top).map_err(fail)
@@ -392,9 +486,19 @@ fn bars(
     top: f64,
 ) -> std::result::Result<(), String> {
     {
-        let root = BitMapBackend::new(tmp, (900, 500)).into_drawing_area();
+        // The legend gets its own column right of the chart, so that it never hides a bar or a
+        // group name; the figure grows taller when the legend needs it.
+        let longest = series
+            .iter()
+            .map(|s| s.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        let legend_width = (40 + 8 * longest as u32).clamp(120, 400);
+        let height = 500.max(60 + LEGEND_LINE * series.len() as u32);
+        let root = BitMapBackend::new(tmp, (900 + legend_width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, legend) = root.split_horizontally(900);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(10)
@@ -411,7 +515,7 @@ fn bars(
             .map_err(|e| e.to_string())?;
         let width = 0.8 / series.len() as f64;
         for (j, s) in series.iter().enumerate() {
-            let (r, g, b) = PALETTE[j % PALETTE.len()];
+            let (r, g, b) = series_color(j, series.len());
             let color = RGBColor(r, g, b);
             let x = |i: usize| i as f64 + 0.1 + j as f64 * width;
             chart
@@ -420,11 +524,18 @@ fn bars(
                         Rectangle::new([(x(i), 0.0), (x(i) + width * 0.9, v)], color.filled())
                     })
                 }))
-                .map_err(|e| e.to_string())?
-                .label(&s.label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
+                .map_err(|e| e.to_string())?;
+            let y = 40 + (LEGEND_LINE * j as u32) as i32;
+            legend
+                .draw(&Rectangle::new([(8, y), (20, y + 10)], color.filled()))
+                .map_err(|e| e.to_string())?;
+            legend
+                .draw(&Text::new(
+                    s.label.clone(),
+                    (28, y - 1),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                ))
+                .map_err(|e| e.to_string())?;
             chart
                 .draw_series(s.values.iter().zip(&s.errors).enumerate().filter_map(
                     |(i, (v, e))| {
@@ -442,14 +553,6 @@ fn bars(
             .draw_series(groups.iter().enumerate().map(|(i, g)| {
                 Text::new(g.clone(), (i as f64 + 0.1, top * 0.97), ("sans-serif", 15))
             }))
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
     }
