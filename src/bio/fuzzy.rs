@@ -1,10 +1,12 @@
 //! Fuzzy learning rates: one fixed factor per weight element, drawn once from a seeded host
 //! generator, never trained, kept in checkpoints, multiplied into the weight gradients every step
-//! before the optimizer (with ASAM: into the gradient taken at the perturbed point).
+//! before the optimizer (with ASAM: into the gradient taken at the perturbed point), or, with
+//! [`FuzzyTarget::Update`](super::FuzzyTarget::Update), into each weight's step after the
+//! optimizer ([`scale_updates`]), which survives Adam's per-element normalisation.
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -170,6 +172,63 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, B> {
     }
 }
 
+/// The weights that have factors, flattened, as they stand before an optimizer step: what
+/// [`scale_updates`] measures the step from.
+pub fn weights_before_step<B: AutodiffBackend>(
+    model: &Model<B>,
+    factors: &HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+) -> HashMap<ParamId, Tensor<B::InnerBackend, 1>> {
+    let mut walk = Keep {
+        factors,
+        out: HashMap::new(),
+    };
+    model.visit(&mut walk);
+    walk.out
+}
+
+struct Keep<'a, B: AutodiffBackend> {
+    factors: &'a HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+    out: HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Keep<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.factors.contains_key(&param.id) {
+            let w = param.val().inner();
+            let len = w.shape().num_elements();
+            self.out.insert(param.id, w.reshape([len]));
+        }
+    }
+}
+
+/// Scales each factored weight's step by its factors: w ← w₀ + f ⊙ (w − w₀), with w₀ from
+/// [`weights_before_step`] and w the optimizer's result. Other parameters keep their step.
+pub fn scale_updates<B: AutodiffBackend>(
+    model: Model<B>,
+    before: &HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+    factors: &HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+) -> Model<B> {
+    model.map(&mut ScaleStep { before, factors })
+}
+
+struct ScaleStep<'a, B: AutodiffBackend> {
+    before: &'a HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+    factors: &'a HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for ScaleStep<'_, B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, w, mapper) = param.consume();
+        let (Some(w0), Some(f)) = (self.before.get(&id), self.factors.get(&id)) else {
+            return Param::from_mapped_value(id, w, mapper);
+        };
+        let dims = w.dims();
+        let w0 = w0.clone().reshape(dims);
+        let stepped = w0.clone() + (w.inner() - w0) * f.clone().reshape(dims);
+        Param::from_mapped_value(id, Tensor::from_inner(stepped).require_grad(), mapper)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +251,7 @@ mod tests {
             let cfg = FuzzyConfig {
                 spread: 0.1,
                 distribution,
+                ..FuzzyConfig::default()
             };
             let f = FuzzyFactors::sample(&cfg, 50_000, &mut rng);
             assert!(f.iter().all(|v| *v >= 0.0));

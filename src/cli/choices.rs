@@ -3,7 +3,7 @@
 //! the same way everywhere: clap's "invalid value … [possible values: …]" on the command line,
 //! serde's "unknown variant …, expected one of …" in a file, and never a silent default.
 
-use chaoscast::bio::{BioPreset, FuzzyDistribution, Scope};
+use chaoscast::bio::{BioPreset, FuzzyDistribution, FuzzyTarget, Scope};
 use chaoscast::models::{Decoder, ModelKind, Preset};
 use chaoscast::train::strategy::Sampling;
 use chaoscast::train::trainer::OptimizerKind;
@@ -67,6 +67,10 @@ choice!(
 choice!(
     /// `--fl-dist`.
     FlDistName { Uniform = "uniform", Normal = "normal", LogNormal = "lognormal" }
+);
+choice!(
+    /// `--fl-target`.
+    FlTargetName { Gradient = "gradient", Update = "update" }
 );
 choice!(
     /// `--bio-scope`.
@@ -146,6 +150,15 @@ impl From<FlDistName> for FuzzyDistribution {
             FlDistName::Uniform => FuzzyDistribution::Uniform,
             FlDistName::Normal => FuzzyDistribution::Normal,
             FlDistName::LogNormal => FuzzyDistribution::LogNormal,
+        }
+    }
+}
+
+impl From<FlTargetName> for FuzzyTarget {
+    fn from(t: FlTargetName) -> Self {
+        match t {
+            FlTargetName::Gradient => FuzzyTarget::Gradient,
+            FlTargetName::Update => FuzzyTarget::Update,
         }
     }
 }

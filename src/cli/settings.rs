@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use chaoscast::bio::{
-    BioConfig, BioPreset, FuzzyConfig, FuzzyDistribution, RejuvenationConfig, SplittingConfig,
+    BioConfig, BioPreset, FuzzyConfig, FuzzyDistribution, FuzzyTarget, RejuvenationConfig,
+    SplittingConfig,
 };
 use chaoscast::data::Dataset;
 use chaoscast::models::{Decoder, ModelConfig, ModelKind, Preset};
@@ -17,8 +18,8 @@ use chaoscast::train::trainer::{ClosedLoop, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use super::choices::{
-    BioName, DecoderName, DeviceName, FlDistName, ModelName, OptimizerName, PresetName, SamName,
-    SamplingName, ScheduleName, ScopeName, SplitName,
+    BioName, DecoderName, DeviceName, FlDistName, FlTargetName, ModelName, OptimizerName,
+    PresetName, SamName, SamplingName, ScheduleName, ScopeName, SplitName,
 };
 
 /// The settings a config file may give, under the flags' names; each flag is one of them.
@@ -94,6 +95,11 @@ pub(crate) struct Settings {
     /// Distribution of the fuzzy factors: uniform, normal or lognormal [default: uniform].
     #[arg(long)]
     pub(crate) fl_dist: Option<FlDistName>,
+    /// What the fuzzy factors multiply: gradient (before the optimizer, the authors' code; Adam
+    /// all but cancels it) or update (the optimizer's step: a per-weight learning rate under any
+    /// optimizer) [default: gradient].
+    #[arg(long)]
+    pub(crate) fl_target: Option<FlTargetName>,
     /// Weight rejuvenation with distance d_re: σ = max|w| / d_re (turns WR on).
     #[arg(long, value_name = "D_RE")]
     pub(crate) wr_distance: Option<f64>,
@@ -233,6 +239,7 @@ impl Settings {
             bio: self.bio.or(file.bio),
             fl_spread: self.fl_spread.or(file.fl_spread),
             fl_dist: self.fl_dist.or(file.fl_dist),
+            fl_target: self.fl_target.or(file.fl_target),
             wr_distance: self.wr_distance.or(file.wr_distance),
             wr_every: self.wr_every.or(file.wr_every),
             wr_one_sided: self.wr_one_sided.or(file.wr_one_sided),
@@ -306,6 +313,7 @@ impl Settings {
     pub(crate) fn sets_a_mechanism(&self) -> bool {
         self.fl_spread.is_some()
             || self.fl_dist.is_some()
+            || self.fl_target.is_some()
             || self.wr_distance.is_some()
             || self.wr_every.is_some()
             || self.wr_one_sided.is_some()
@@ -502,10 +510,11 @@ pub(super) fn apply_bio(bio: &mut BioConfig, s: &Settings) -> Result<()> {
     if let Some(preset) = s.bio {
         *bio = BioConfig::preset(BioPreset::from(preset));
     }
-    if s.fl_spread.is_some() || s.fl_dist.is_some() {
+    if s.fl_spread.is_some() || s.fl_dist.is_some() || s.fl_target.is_some() {
         let fl = bio.fuzzy_lr.get_or_insert_with(FuzzyConfig::default);
         fl.spread = s.fl_spread.unwrap_or(fl.spread);
         fl.distribution = s.fl_dist.map_or(fl.distribution, FuzzyDistribution::from);
+        fl.target = s.fl_target.map_or(fl.target, FuzzyTarget::from);
     }
     if s.wr_distance.is_some()
         || s.wr_every.is_some()

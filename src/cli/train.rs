@@ -30,10 +30,10 @@ use super::settings::{fresh_config, overrides, split_list};
     chaoscast train --data l96.parquet --vars 'X*' --model gru -o runs/gru-slow  # slow variables only\n\n\
     Flags override the config file, which overrides the preset. --config takes a TOML file whose keys\n\
     are the flags' names (data, model, preset, epochs, seed, device, lookback, horizon, hidden, layers,\n\
-    batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, wr-distance,\n\
-    wr-every, wr-one-sided, wr-lr-scaled, ws-groups, bio-scope, spectral-radius, leak, ridge, input-scaling,\n\
-    sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, residual, mixing, schedule,\n\
-    plateau-factor, plateau-patience, weight-decay, rho, input-noise, clip-grad, window-loss,\n\
+    batch-size, lr, optimizer, sam, patience, stride, vars, bio, fl-spread, fl-dist, fl-target,\n\
+    wr-distance, wr-every, wr-one-sided, wr-lr-scaled, ws-groups, bio-scope, spectral-radius, leak,\n\
+    ridge, input-scaling, sparsity, esn-search, decoder, strategy, tf-sampling, tf-k, residual, mixing,\n\
+    schedule, plateau-factor, plateau-patience, weight-decay, rho, input-noise, clip-grad, window-loss,\n\
     closed-loop-epochs, bptt, split, output), or a run's config.json to repeat that run exactly. The run\n\
     folder gets config.json first, then every epoch metrics.csv and checkpoint.bin (model, optimizer\n\
     state, history: what --resume needs), and model.mpk (the best model by validation NRMSE)\n\

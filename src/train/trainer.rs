@@ -31,8 +31,9 @@ use super::config::check_vars;
 use super::esn::fit_esn;
 use super::optim::Optim;
 use super::schedule::{LrSchedule, cosine_lr, plateau_lr};
+use crate::bio::FuzzyTarget;
 use crate::bio::coverage::Coverage;
-use crate::bio::fuzzy::{FuzzyFactors, scale_gradients};
+use crate::bio::fuzzy::{FuzzyFactors, scale_gradients, scale_updates, weights_before_step};
 use crate::bio::rejuvenate::rejuvenate_model;
 use crate::bio::split;
 use crate::data::Dataset;
@@ -169,6 +170,7 @@ fn run_epochs<B: AutodiffBackend>(
         (Some(fl), None) => Some(FuzzyFactors::draw(&model, &coverage, fl, cfg.seed)),
     };
     let factors = fuzzy.as_ref().map(|f| f.to_device::<B>(device));
+    let on_update = (cfg.bio.fuzzy_lr.as_ref()).is_some_and(|f| f.target == FuzzyTarget::Update);
 
     let (mut history, mut best) = match resumed {
         Some(state) if state.normalizer != normalizer => {
@@ -264,14 +266,20 @@ fn run_epochs<B: AutodiffBackend>(
             }
             loss_sum += loss * batch.len() as f64;
             let grads = match &factors {
-                Some(f) => scale_gradients(&model, f, grads),
-                None => grads,
+                Some(f) if !on_update => scale_gradients(&model, f, grads),
+                _ => grads,
             };
             let grads = match cfg.clip_grad {
                 Some(max) => clip_gradients(&model, grads, max).0,
                 None => grads,
             };
+            let before = (factors.as_ref())
+                .filter(|_| on_update)
+                .map(|f| weights_before_step(&model, f));
             model = optim.step(lr, model, grads);
+            if let (Some(before), Some(f)) = (&before, &factors) {
+                model = scale_updates(model, before, f);
+            }
             if let Some(wr) = &cfg.bio.rejuvenation
                 && (step + 1).is_multiple_of(wr.every)
             {

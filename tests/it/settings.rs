@@ -328,6 +328,7 @@ fn enumerated_settings_are_refused_alike_everywhere() {
         ("device", "gpu", "`cpu` or `cuda`"),
         ("preset", "Paper", "`default`, `small`, `paper`"),
         ("fl-dist", "gauss", "`uniform`, `normal`, `lognormal`"),
+        ("fl-target", "gradients", "`gradient` or `update`"),
         ("schedule", "step", "`cosine` or `plateau`"),
         (
             "model",

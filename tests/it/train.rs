@@ -726,3 +726,72 @@ fn the_plateau_schedule_follows_the_history_and_resumes_exactly() {
     }
     assert_eq!(weights(&resumed), weights(&full));
 }
+
+/// Fuzzy factors on the step (`FuzzyTarget::Update`) are a per-weight learning rate under any
+/// optimizer. Under SGD with momentum (no weight decay, no clipping) the gradient form is the
+/// same thing, so the two runs agree to rounding; under Adam the gradient form all but cancels
+/// (Adam divides each element's step by the root of its own squared-gradient average), so it
+/// stays next to the baseline while the step form moves far from it.
+#[test]
+fn fuzzy_factors_on_the_step_act_under_adam_and_equal_the_gradient_form_under_sgd() {
+    use chaoscast::bio::{BioConfig, FuzzyConfig, FuzzyTarget};
+    use chaoscast::train::trainer::{OptimizerKind, TrainConfig, train};
+    let data = thomas(400);
+    let device = Default::default();
+    let run = |optimizer: OptimizerKind, target: Option<FuzzyTarget>| {
+        let model =
+            ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8));
+        let mut cfg = TrainConfig::new(model);
+        cfg.lookback = 20;
+        cfg.batch_size = 32;
+        cfg.epochs = 2;
+        cfg.sharpness = Sharpness::None;
+        cfg.clip_grad = None;
+        cfg.weight_decay = 0.0;
+        cfg.optimizer = optimizer;
+        cfg.lr = match optimizer {
+            OptimizerKind::Sgd => 0.05,
+            OptimizerKind::Adam => 3e-3,
+        };
+        cfg.bio = BioConfig {
+            fuzzy_lr: target.map(|target| FuzzyConfig {
+                spread: 0.5,
+                target,
+                ..FuzzyConfig::default()
+            }),
+            ..BioConfig::default()
+        };
+        let mut rec = Recorder {
+            stop_after: usize::MAX,
+            states: Vec::new(),
+        };
+        train::<A>(&cfg, &data, &device, &mut rec).unwrap();
+        weights(&rec.states.last().unwrap().model)
+    };
+    let distance = |a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        let base = run(optimizer, None);
+        let on_gradient = run(optimizer, Some(FuzzyTarget::Gradient));
+        let on_step = run(optimizer, Some(FuzzyTarget::Update));
+        let (gradient_moved, step_moved, forms_apart) = (
+            distance(&base, &on_gradient),
+            distance(&base, &on_step),
+            distance(&on_gradient, &on_step),
+        );
+        let what = format!(
+            "{optimizer:?}: |gradient − base| {gradient_moved:e}, |step − base| {step_moved:e}, \
+             |gradient − step| {forms_apart:e}"
+        );
+        assert!(step_moved > 1e-3, "{what}");
+        match optimizer {
+            OptimizerKind::Sgd => assert!(forms_apart < step_moved / 1000.0, "{what}"),
+            OptimizerKind::Adam => assert!(gradient_moved < step_moved / 100.0, "{what}"),
+        }
+    }
+}
