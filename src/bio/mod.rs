@@ -59,7 +59,7 @@ pub enum FuzzyTarget {
     /// its own squared-gradient average, which cancels a fixed factor but for ε and clipping.
     #[default]
     Gradient,
-    /// Each weight's step, after the optimizer: w ← w + f ⊙ Δw. A per-weight learning rate
+    /// Each weight's step, after the optimizer: w ← w₀ + f ⊙ Δw. A per-weight learning rate
     /// under any optimizer; under SGD with momentum and no weight decay or clipping it is the
     /// gradient form up to rounding.
     Update,
