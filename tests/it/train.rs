@@ -735,9 +735,8 @@ fn the_plateau_schedule_follows_the_history_and_resumes_exactly() {
 #[test]
 fn fuzzy_factors_on_the_step_act_under_adam_and_equal_the_gradient_form_under_sgd() {
     use chaoscast::bio::{BioConfig, FuzzyConfig, FuzzyTarget};
-    use chaoscast::train::trainer::{OptimizerKind, TrainConfig, train};
+    use chaoscast::train::trainer::{OptimizerKind, TrainConfig};
     let data = thomas(400);
-    let device = Default::default();
     let run = |optimizer: OptimizerKind, target: Option<FuzzyTarget>| {
         let model =
             ModelConfig::Recurrent(RecurrentConfig::new(CellKind::Lstm, 3, 5).with_hidden(8));
@@ -761,12 +760,7 @@ fn fuzzy_factors_on_the_step_act_under_adam_and_equal_the_gradient_form_under_sg
             }),
             ..BioConfig::default()
         };
-        let mut rec = Recorder {
-            stop_after: usize::MAX,
-            states: Vec::new(),
-        };
-        train::<A>(&cfg, &data, &device, &mut rec).unwrap();
-        weights(&rec.states.last().unwrap().model)
+        weights(&first_full_model(&cfg, &data))
     };
     // The root-mean-square difference of all parameters.
     let distance = |a: &[f32], b: &[f32]| {
